@@ -1,0 +1,108 @@
+"""Normalisation and Chinese tokenisation shared by the corpus side and the question side.
+
+Both sides go through the same `normalize`, so "海拉爾區", "２３１．５２ 億元" and "231.52亿元"
+all meet the report's "海拉尔区" and "231.52 亿元". Tokens for BM25 are
+  - figures kept whole with their unit ("231.52亿元", "5.8%", "6738户") and bare ("231.52"),
+  - jieba search-mode words, and
+  - Han character bigrams (robust to segmentation differences and typos),
+so a run of Han characters is never one giant token and nothing scores zero by accident.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from functools import lru_cache
+
+__all__ = ["content_terms", "figures", "normalize", "tokenize"]
+
+_HAN = "\u4e00-\u9fff"
+_SPACE_NEAR_HAN = re.compile(rf"(?<=[{_HAN}\d%])\s+(?=[{_HAN}])|(?<=[{_HAN}])\s+(?=[{_HAN}\d])")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+UNITS = (
+    "万亩|万平方米|平方米|万人次|人次|万人|万户|万头|万吨|万件|万条|万元|亿元|亿斤|万只|"
+    "亿|万|元|个|人|户|家|亩|吨|公里|千米|米|延长米|所|期|场|次|篇|件|笔|架次|盏|项|处|条|台|座|名|"
+    "头|只|斤|年|天|%|‰|倍|成|蒸吨"
+)
+_FIGURE = re.compile(rf"\d+(?:\.\d+)?\s*(?:{UNITS})?")
+_WORD = re.compile(rf"[{_HAN}]+|[a-z]+|\d+(?:\.\d+)?%?")
+# Question words and particles that carry no topic.
+STOPWORDS = frozenset(
+    "的 了 是 在 和 与 及 等 吗 呢 吧 啊 呀 么 嘛 哪 哪些 哪个 什么 多少 几 怎么 怎样 如何 为什么 请问 "
+    "请 我 你 他 它 我们 有 有没有 没有 是否 多 少 又 也 都 还 就 那 那么 这 这个 那个 一下 告诉 知道 "
+    "想 问 一 个 去年 今年 明年 年 报告 政府 工作 提到 说 讲 情况 方面 主要 具体 哪里 何 啥 咋 为 对 "
+    "the a an of in on to for is are was were what how many much which who when where did does do".split()
+)
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def normalize(text: str) -> str:
+    """Traditional→Simplified, full→half width, lower case, no spaces around Han characters,
+    no thousands separators ("6,738" → "6738")."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _t2s().convert(text)
+    text = _SPACE_NEAR_HAN.sub("", text)
+    text = _THOUSANDS.sub("", text)
+    return text.lower()
+
+
+def figures(normalized: str) -> list[str]:
+    """Figures with their unit, spaces removed: "231.52亿元", "5.8%", "6738户"."""
+    return [re.sub(r"\s+", "", m.group()) for m in _FIGURE.finditer(normalized)]
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(60)
+    with _lock:
+        jieba.initialize()
+    return jieba
+
+
+def add_words(words) -> None:
+    """Teach the segmenter the corpus's own terms (glossary entries, section leads)."""
+    jb = _jieba()
+    for w in words:
+        w = normalize(w).strip("“”\"")
+        if 2 <= len(w) <= 12:
+            jb.add_word(w)
+
+
+def tokenize(text: str, *, normalized: bool = False) -> list[str]:
+    """BM25 tokens: whole figures, bare numbers, jieba search-mode words, Han bigrams."""
+    norm = text if normalized else normalize(text)
+    tokens: list[str] = []
+    for fig in figures(norm):
+        tokens.append(fig)
+        bare = re.match(r"\d+(?:\.\d+)?", fig).group()
+        if bare != fig:
+            tokens.append(bare)
+    for w in _jieba().cut_for_search(norm):
+        w = w.strip()
+        if w and w not in STOPWORDS and _WORD.fullmatch(w) and not w[0].isdigit():
+            tokens.append(w)
+    for run in re.findall(rf"[{_HAN}]{{2,}}", norm):
+        tokens.extend("#" + run[i : i + 2] for i in range(len(run) - 1))
+    return tokens
+
+
+def content_terms(text: str) -> list[str]:
+    """Topic words of a question (jieba words minus question words), for coverage checks."""
+    norm = normalize(text)
+    out = [f for f in figures(norm)]
+    for w in _jieba().cut(norm):
+        w = w.strip()
+        if w and w not in STOPWORDS and _WORD.fullmatch(w) and not w[0].isdigit() and len(w) >= 2:
+            out.append(w)
+    return list(dict.fromkeys(out))
