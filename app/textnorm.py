@@ -35,7 +35,19 @@ STOPWORDS = frozenset(
     "the a an of in on to for is are was were what how many much which who when where did does do".split()
 )
 
+# Everyday names and abbreviations for the report's official terms (applied to questions).
+SYNONYMS = {
+    "gdp": "地区生产总值", "国内生产总值": "地区生产总值", "生产总值": "地区生产总值", "社零": "社会消费品零售总额",
+    "固投": "固定资产投资", "财政收入": "一般公共预算收入", "外贸": "进出口",
+}
+_SYN = re.compile("|".join(sorted((re.escape(k) for k in SYNONYMS if k != SYNONYMS[k]), key=len, reverse=True)))
+
 _lock = threading.Lock()
+
+
+def expand_query(normalized: str) -> str:
+    """Replace everyday terms with the report's own ("gdp" → "地区生产总值")."""
+    return _SYN.sub(lambda m: SYNONYMS[m.group()] if SYNONYMS[m.group()] not in normalized else m.group(), normalized)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,306 @@
+"""The query path: question → (follow-up resolution) → dense + BM25 → fusion → quoted answer.
+
+`Engine` owns one loaded index and one embedder; it is safe to share between threads
+(Gradio sessions) because queries only read. `ask()` in `app/__init__.py` keeps one
+default Engine per process, created on first call.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .answer import Refusal, best_span, has_figure, is_definition_question, is_numeric_question, resolve_followup, section_time, time_frame
+from .config import Settings
+from .corpus import load_corpus
+from .embedder import Embedder, SentenceTransformerEmbedder
+from .errors import IndexError_, QuestionError, StaleIndexError
+from .index import IndexData, build_index, expected_manifest, load_index
+from .textnorm import add_words, content_terms, expand_query, normalize, tokenize
+
+__all__ = ["Answer", "Engine", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig"]
+
+log = logging.getLogger(__name__)
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Passage:
+    text: str  # the chunk's text, verbatim from the source (page-break line breaks removed)
+    section: str  # breadcrumb, e.g. "二、2025 年主要工作 › （五）… › 挖掘冰雪经济潜力"
+    score: float
+    source: str  # file name inside the corpus folder
+    start: int  # character offsets into the source file
+    end: int
+    mark_start: int  # the best-matching sentence inside this passage (file offsets)
+    mark_end: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    found: bool  # False when the report does not answer the question
+    text: str  # the verbatim sentence(s) that answer; "" when not found
+    section: str
+    source: str
+    start: int  # offsets of `text` in the source file (-1 when not found)
+    end: int
+    highlight: str  # the answering span inside `text`
+    highlight_start: int  # offsets of `highlight` in the source file (-1 when not found)
+    highlight_end: int
+    score: float  # confidence: cosine of question and answer sentence
+    resolved_question: str  # the question after follow-up resolution
+    passages: tuple[Passage, ...]  # best first; when not found, the nearest ("related") passages
+    timings: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    mode: str = "hybrid"  # "hybrid" | "dense" | "bm25"
+    fusion: str = "rrf"  # "rrf" | "weighted"
+    rrf_k: int = 60
+    dense_weight: float = 0.5  # for "weighted" fusion
+    candidates: int = 50  # per retriever, before fusion
+    answer_chunks: int = 4  # sentences are drawn from this many top chunks
+    time_penalty: float = 0.5  # multiplier on scores of chunks in the other tense than asked
+    sentence_dense: float = 1.0
+    sentence_lexical: float = 0.35
+    sentence_chunk: float = 0.25
+    refusal: Refusal = Refusal()
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("hybrid", "dense", "bm25"):
+            raise ValueError(f"mode {self.mode!r}: use 'hybrid', 'dense' or 'bm25'")
+        if self.fusion not in ("rrf", "weighted"):
+            raise ValueError(f"fusion {self.fusion!r}: use 'rrf' or 'weighted'")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_question(question: object) -> str:
+    if not isinstance(question, str):
+        raise QuestionError(f"question must be a string, got {type(question).__name__}")
+    q = _CONTROL.sub(" ", question).strip()
+    if not q:
+        raise QuestionError("question is empty: type a question about the report, e.g. 2024年地区生产总值是多少？")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"question is {len(q):,} characters; the limit is {MAX_QUESTION_CHARS:,}: ask something shorter")
+    return q
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    if x.size == 0:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    return np.zeros_like(x) if hi - lo < 1e-12 else (x - lo) / (hi - lo)
+
+
+class Engine:
+    """A loaded index plus an embedder. Build with `Engine.open(settings)` or directly from parts."""
+
+    def __init__(self, data: IndexData, embedder: Embedder, config: RetrievalConfig | None = None) -> None:
+        import bm25s
+
+        self.data = data
+        self.embedder = embedder
+        self.config = config or RetrievalConfig()
+        add_words(p[-1] for p in {c.path for c in data.chunks})
+        self._bm25_chunks = bm25s.BM25()
+        self._bm25_chunks.index([list(t) or ["∅"] for t in data.chunk_tokens], show_progress=False)
+        self._bm25_sents = bm25s.BM25()
+        self._bm25_sents.index([list(t) or ["∅"] for t in data.sentence_tokens], show_progress=False)
+        self._sent_by_chunk: dict[int, list[int]] = {}
+        for s in data.sentences:
+            for c in self._chunks_holding(s):
+                self._sent_by_chunk.setdefault(c, []).append(s.id)
+        self._lock = threading.Lock()
+
+    def _chunks_holding(self, s) -> list[int]:
+        # A sentence belongs to every chunk of its section that overlaps it (chunks may overlap).
+        return [s.chunk] + [
+            c.id for c in self.data.chunks[s.chunk + 1 : s.chunk + 4]
+            if c.section == s.section and c.start < s.end and s.start < c.end
+        ]
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, embedder: Embedder | None = None,
+             config: RetrievalConfig | None = None, build: bool = True, progress=None) -> "Engine":
+        """Load the index for ``settings``; (re)build it when missing or stale if ``build``."""
+        settings = settings or Settings.from_env()
+        embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        docs, _errors = load_corpus(settings.corpus_dir)
+        expect = expected_manifest(docs, embedder.model_id, None, settings.chunk)
+        try:
+            data = load_index(settings.index_dir, expect)
+            if data.manifest["model"]["dim"] != embedder.dim:
+                raise StaleIndexError(
+                    f"{settings.index_dir} has dimension {data.manifest['model']['dim']}, model "
+                    f"{embedder.model_id!r} has {embedder.dim}: run `python -m app index`"
+                )
+        except IndexError_ as exc:
+            if not build:
+                raise
+            (progress or log.warning)(f"{exc} — rebuilding the index now")
+            build_index(settings.corpus_dir, settings.index_dir, embedder, settings.chunk, progress=progress)
+            data = load_index(settings.index_dir, expect)
+        return cls(data, embedder, config)
+
+    # ------------------------------------------------------------------ retrieval
+
+    def _rank(self, query: str, qnorm: str, qvec: np.ndarray, cfg: RetrievalConfig, timings: dict):
+        n = len(self.data.chunks)
+        cand = min(cfg.candidates, n)
+        dense = np.zeros(n, dtype=np.float32)
+        t = time.perf_counter()
+        if cfg.mode in ("hybrid", "dense"):
+            D, I = self.data.faiss_index.search(qvec[None, :], cand)
+            dense_ids = [int(i) for i in I[0] if i >= 0]
+            dense[dense_ids] = D[0][: len(dense_ids)]
+        else:
+            dense_ids = []
+        timings["dense_search"] = time.perf_counter() - t
+        t = time.perf_counter()
+        tokens = tokenize(qnorm, normalized=True)
+        bm25 = np.zeros(n, dtype=np.float32)
+        if cfg.mode in ("hybrid", "bm25") and tokens:
+            bm25 = self._bm25_chunks.get_scores(tokens).astype(np.float32)
+        bm25_ids = [int(i) for i in np.argsort(-bm25)[:cand] if bm25[i] > 0]
+        timings["bm25"] = time.perf_counter() - t
+        t = time.perf_counter()
+        fused: dict[int, float] = {}
+        if cfg.fusion == "rrf" or cfg.mode != "hybrid":
+            for ranking in (dense_ids, bm25_ids):
+                for r, cid in enumerate(ranking):
+                    fused[cid] = fused.get(cid, 0.0) + 1.0 / (cfg.rrf_k + r + 1)
+        else:
+            dn, bn = _minmax(dense), _minmax(bm25)
+            for cid in set(dense_ids) | set(bm25_ids):
+                fused[cid] = cfg.dense_weight * float(dn[cid]) + (1 - cfg.dense_weight) * float(bn[cid])
+        tf = time_frame(query)
+        if tf:
+            for cid in fused:
+                st = section_time(self.data.chunks[cid].path)
+                if st and st != tf:
+                    fused[cid] *= cfg.time_penalty
+        order = sorted(fused, key=lambda c: (-fused[c], c))
+        timings["fusion"] = time.perf_counter() - t
+        return order, fused, tokens, tf
+
+    def ask(self, question: object, k: int = 5, history: Sequence[str] = (), *,
+            config: RetrievalConfig | None = None) -> Answer:
+        """Answer ``question`` from the report; see `Answer`. Raises QuestionError on unusable input."""
+        cfg = config or self.config
+        t_all = time.perf_counter()
+        q = clean_question(question)
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
+            raise QuestionError(f"k must be an integer from 1 to 50, got {k!r}")
+        hist = tuple(clean_question(h) for h in history if isinstance(h, str) and h.strip())
+        resolved = resolve_followup(q, hist)
+        qnorm = expand_query(normalize(resolved))
+        timings: dict[str, float] = {}
+        if not re.search(r"\w", unicodedata.normalize("NFKC", resolved)):
+            # emoji or punctuation only: nothing to look for
+            return self._not_found(q, resolved, [], {}, 0.0, timings)
+
+        t = time.perf_counter()
+        qvec = self.embedder.embed_queries([resolved])[0] if cfg.mode != "bm25" else None
+        timings["encode"] = time.perf_counter() - t
+        if qvec is None:
+            qvec = np.zeros(self.data.sentence_vectors.shape[1], dtype=np.float32)
+        order, fused, tokens, tf = self._rank(resolved, qnorm, qvec, cfg, timings)
+
+        t = time.perf_counter()
+        top = order[: max(k, cfg.answer_chunks)]
+        sent_ids = sorted({s for c in top[: cfg.answer_chunks] for s in self._sent_by_chunk.get(c, [])})
+        best_sent, best_dense, mark = None, 0.0, {}
+        if sent_ids:
+            svecs = self.data.sentence_vectors[sent_ids]
+            sdense = svecs @ qvec
+            slex = np.zeros(len(sent_ids), dtype=np.float32)
+            if tokens:
+                allscores = self._bm25_sents.get_scores(tokens)
+                slex = allscores[sent_ids].astype(np.float32)
+            slex_n = slex / slex.max() if slex.max() > 0 else slex
+            fmax = max(fused.values()) if fused else 1.0
+            chunk_score = np.array([max(fused.get(c, 0.0) for c in self._chunks_holding(self.data.sentences[s])) / fmax
+                                    for s in sent_ids], dtype=np.float32)
+            numeric = is_numeric_question(resolved)
+            definition = is_definition_question(resolved)
+            total = cfg.sentence_dense * sdense + cfg.sentence_lexical * slex_n + cfg.sentence_chunk * chunk_score
+            for i, sid in enumerate(sent_ids):
+                s = self.data.sentences[sid]
+                st = section_time(self.data.chunks[s.chunk].path)
+                if tf and st and st != tf:
+                    total[i] -= 0.15
+                if numeric and not has_figure(s.text):
+                    total[i] -= 0.05
+                if definition and re.search(r"是指|指的是", s.text):
+                    total[i] += 0.08  # a definition question is answered by a definition
+                if len(s.text) < 10:  # a bare lead ("认真谋划储备项目。") is a heading, not an answer
+                    total[i] -= 0.1
+            if cfg.mode == "bm25":
+                total = slex_n + cfg.sentence_chunk * chunk_score
+            bi = int(np.argmax(total))
+            best_sent = self.data.sentences[sent_ids[bi]]
+            best_dense = float(sdense[bi])
+            for c in top[:k]:  # the best sentence of each shown passage, for marking
+                ids = [i for i, sid in enumerate(sent_ids) if c in self._chunks_holding(self.data.sentences[sid])]
+                if ids:
+                    j = max(ids, key=lambda i: total[i])
+                    mark[c] = self.data.sentences[sent_ids[j]]
+        timings["answer"] = time.perf_counter() - t
+
+        passages = self._passages(top[:k], fused, mark)
+        if best_sent is None:
+            return self._not_found(q, resolved, passages, fused, 0.0, timings)
+        chunk = self.data.chunks[best_sent.chunk]
+        han_terms = [w for w in content_terms(qnorm) if re.search(r"[\u4e00-\u9fff\d]", w)]
+        coverage = None
+        if han_terms:
+            hay = normalize(chunk.breadcrumb + chunk.text)
+            coverage = sum(1 for w in han_terms if w in hay) / len(han_terms)
+        numeric_missing = is_numeric_question(resolved) and not has_figure(best_sent.text)
+        score = best_dense if cfg.mode != "bm25" else 1.0
+        found = cfg.refusal.decide(dense=score, coverage=coverage, numeric_missing=numeric_missing) \
+            if cfg.mode != "bm25" else bool(coverage)
+        if not found:
+            return self._not_found(q, resolved, passages, fused, score, timings)
+        a, b = best_span(resolved, best_sent.text)
+        timings["total"] = time.perf_counter() - t_all
+        return Answer(
+            question=q, found=True, text=best_sent.text, section=chunk.breadcrumb, source=chunk.source,
+            start=best_sent.start, end=best_sent.end, highlight=best_sent.text[a:b],
+            highlight_start=best_sent.offsets[a], highlight_end=best_sent.offsets[b - 1] + 1,
+            score=round(score, 4), resolved_question=resolved, passages=passages, timings=timings,
+        )
+
+    def _passages(self, ids, fused, mark) -> tuple[Passage, ...]:
+        out = []
+        for c in ids:
+            ch = self.data.chunks[c]
+            m = mark.get(c)
+            out.append(Passage(ch.text, ch.breadcrumb, round(float(fused.get(c, 0.0)), 6), ch.source, ch.start, ch.end,
+                               m.start if m else -1, m.end if m else -1))
+        return tuple(out)
+
+    def _not_found(self, q, resolved, passages, fused, score, timings) -> Answer:
+        return Answer(q, False, "", "", "", -1, -1, "", -1, -1, round(float(score), 4), resolved,
+                      tuple(passages), timings)
+
+    def with_config(self, **changes) -> "Engine":
+        """A view of this engine with other retrieval settings (shares index and model)."""
+        other = object.__new__(Engine)
+        other.__dict__.update(self.__dict__)
+        other.config = replace(self.config, **changes)
+        return other

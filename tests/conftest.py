@@ -1,0 +1,79 @@
+"""Shared fixtures: a fake embedder for fast tests, the real model for behaviour that depends on it."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "corpus" / "hailar_2025_government_work_report.txt"
+
+
+class FakeEmbedder:
+    """Hashes character bigrams into a small normalised vector: deterministic, instant, no model.
+
+    Texts sharing bigrams get similar vectors, so retrieval over it behaves sensibly enough for
+    testing the plumbing (it is no stand-in for the real model's quality)."""
+
+    def __init__(self, dim: int = 64, model_id: str = "fake-bigram-64") -> None:
+        self.dim = dim
+        self.model_id = model_id
+        self.calls = 0
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        t = text.replace(" ", "")
+        for i in range(max(1, len(t) - 1)):
+            h = int.from_bytes(hashlib.blake2b(t[i : i + 2].encode(), digest_size=4).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+        n = np.linalg.norm(v)
+        return v / n if n > 0 else v
+
+    def embed_queries(self, texts):
+        self.calls += 1
+        return np.stack([self._vec(t) for t in texts]).astype(np.float32)
+
+    def embed_documents(self, texts, progress: bool = False):
+        self.calls += 1
+        return np.stack([self._vec(t) for t in texts]).astype(np.float32)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def corpus_dir(tmp_path) -> Path:
+    d = tmp_path / "corpus"
+    d.mkdir()
+    shutil.copy(REPORT, d / REPORT.name)
+    return d
+
+
+@pytest.fixture
+def settings(tmp_path, corpus_dir):
+    from app.config import Settings
+
+    return Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", model="fake-bigram-64")
+
+
+@pytest.fixture
+def fake_engine(settings, fake_embedder):
+    from app.engine import Engine
+
+    return Engine.open(settings, embedder=fake_embedder)
+
+
+@pytest.fixture(scope="session")
+def real_engine(tmp_path_factory):
+    """The real default model over the real report, built once per test session."""
+    from app.config import Settings
+    from app.engine import Engine
+
+    s = Settings(index_dir=tmp_path_factory.mktemp("real-index"))
+    return Engine.open(s)
