@@ -23,6 +23,7 @@ from .config import Settings
 from .corpus import load_corpus
 from .embedder import Embedder, SentenceTransformerEmbedder
 from .errors import IndexError_, QuestionError, StaleIndexError
+from .chunking import Sentence
 from .index import IndexData, build_index, expected_manifest, load_index
 from .textnorm import add_words, content_terms, expand_query, normalize, tokenize
 
@@ -60,6 +61,7 @@ class Answer:
     resolved_question: str  # the question after follow-up resolution
     passages: tuple[Passage, ...]  # best first; when not found, the nearest ("related") passages
     timings: dict = field(default_factory=dict, compare=False, repr=False)
+    signals: dict = field(default_factory=dict, compare=False, repr=False)  # refusal inputs, for calibration
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,38 @@ class Engine:
             for c in self._chunks_holding(s):
                 self._sent_by_chunk.setdefault(c, []).append(s.id)
         self._lock = threading.Lock()
+        # The report's glossary is a dictionary: a question naming a term gets its entry.
+        self._glossary: dict[str, list[int]] = {}
+        for c in data.chunks:
+            if c.path and c.path[0] == "名词解释" and len(c.path) > 1:
+                name = re.sub(r"^\d+\.\s*", "", c.path[-1])
+                for term in {name.strip("“”"), *re.findall(r"“([^”]+)”", name)}:
+                    t = normalize(term)
+                    if len(t) >= 2:
+                        self._glossary.setdefault(t, []).append(c.id)
+        self._chunk_norm = [normalize(c.breadcrumb + "\n" + c.text) for c in data.chunks]
+        self._corpus_norm = "\n".join(self._chunk_norm)
+        self._idf_cache: dict[str, float] = {}
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency of a (normalised) term over chunks, by substring match."""
+        v = self._idf_cache.get(term)
+        if v is None:
+            import math
+
+            df = sum(term in t for t in self._chunk_norm)
+            v = math.log((len(self._chunk_norm) + 1) / (df + 0.5))
+            if len(self._idf_cache) < 100_000:
+                self._idf_cache[term] = v
+        return v
+
+    def glossary_hits(self, qnorm: str) -> list[int]:
+        """Glossary chunks whose term the question names, longest term first."""
+        out: list[int] = []
+        for term in sorted(self._glossary, key=len, reverse=True):
+            if term in qnorm:
+                out.extend(c for c in self._glossary[term] if c not in out)
+        return out
 
     def _chunks_holding(self, s) -> list[int]:
         # A sentence belongs to every chunk of its section that overlaps it (chunks may overlap).
@@ -221,8 +255,16 @@ class Engine:
         order, fused, tokens, tf = self._rank(resolved, qnorm, qvec, cfg, timings)
 
         t = time.perf_counter()
+        definition = is_definition_question(resolved)
+        gloss = self.glossary_hits(qnorm)
+        if gloss and definition and cfg.mode != "bm25":
+            lead = max(fused.values(), default=1.0) * 1.01
+            for i, c in enumerate(gloss):
+                fused[c] = lead - i * 1e-6
+            order = gloss + [c for c in order if c not in gloss]
         top = order[: max(k, cfg.answer_chunks)]
-        sent_ids = sorted({s for c in top[: cfg.answer_chunks] for s in self._sent_by_chunk.get(c, [])})
+        pool = top[: cfg.answer_chunks] + [c for c in gloss if c not in top[: cfg.answer_chunks]]
+        sent_ids = sorted({s for c in pool for s in self._sent_by_chunk.get(c, [])})
         best_sent, best_dense, mark = None, 0.0, {}
         if sent_ids:
             svecs = self.data.sentence_vectors[sent_ids]
@@ -236,7 +278,6 @@ class Engine:
             chunk_score = np.array([max(fused.get(c, 0.0) for c in self._chunks_holding(self.data.sentences[s])) / fmax
                                     for s in sent_ids], dtype=np.float32)
             numeric = is_numeric_question(resolved)
-            definition = is_definition_question(resolved)
             total = cfg.sentence_dense * sdense + cfg.sentence_lexical * slex_n + cfg.sentence_chunk * chunk_score
             for i, sid in enumerate(sent_ids):
                 s = self.data.sentences[sid]
@@ -247,8 +288,8 @@ class Engine:
                     total[i] -= 0.05
                 if definition and re.search(r"是指|指的是", s.text):
                     total[i] += 0.08  # a definition question is answered by a definition
-                if len(s.text) < 10:  # a bare lead ("认真谋划储备项目。") is a heading, not an answer
-                    total[i] -= 0.1
+                if s.text.rstrip("。：:") in self.data.chunks[s.chunk].path or len(s.text) < 8:
+                    total[i] -= 0.15  # a heading ("守好安全稳定底线。") names a topic, it answers nothing
             if cfg.mode == "bm25":
                 total = slex_n + cfg.sentence_chunk * chunk_score
             bi = int(np.argmax(total))
@@ -265,17 +306,24 @@ class Engine:
         if best_sent is None:
             return self._not_found(q, resolved, passages, fused, 0.0, timings)
         chunk = self.data.chunks[best_sent.chunk]
-        han_terms = [w for w in content_terms(qnorm) if re.search(r"[\u4e00-\u9fff\d]", w)]
-        coverage = None
+        han_terms = [w for w in content_terms(qnorm) if re.search(r"[\u4e00-\u9fff\d]", w)
+                     and not re.fullmatch(r"(20\d\d年?|今年|去年|明年|目标|计划|多少)", w)]
+        signals = {"dense": best_dense, "crosslingual": not han_terms, "cov_sentence": 0.0, "cov_chunk": 0.0,
+                   "absent": 0.0, "numeric_missing": is_numeric_question(resolved) and not has_figure(best_sent.text)}
         if han_terms:
-            hay = normalize(chunk.breadcrumb + chunk.text)
-            coverage = sum(1 for w in han_terms if w in hay) / len(han_terms)
-        numeric_missing = is_numeric_question(resolved) and not has_figure(best_sent.text)
-        score = best_dense if cfg.mode != "bm25" else 1.0
-        found = cfg.refusal.decide(dense=score, coverage=coverage, numeric_missing=numeric_missing) \
-            if cfg.mode != "bm25" else bool(coverage)
+            sent_hay = normalize(chunk.path[-1] + best_sent.text)
+            chunk_hay = normalize(chunk.breadcrumb + chunk.text)
+            weights = [max(self.idf(w), 0.1) for w in han_terms]
+            signals["cov_sentence"] = sum(wt for w, wt in zip(han_terms, weights) if w in sent_hay) / sum(weights)
+            signals["cov_chunk"] = sum(w in chunk_hay for w in han_terms) / len(han_terms)
+            signals["absent"] = sum(w not in self._corpus_norm for w in han_terms) / len(han_terms)
+        score = best_dense if cfg.mode != "bm25" else signals["cov_sentence"]
+        found = cfg.refusal.decide(signals) if cfg.mode != "bm25" else signals["cov_sentence"] >= 0.5
         if not found:
-            return self._not_found(q, resolved, passages, fused, score, timings)
+            return replace(self._not_found(q, resolved, passages, fused, score, timings), signals=signals)
+        if chunk.path[0] == "名词解释" and best_sent.chunk in gloss:
+            # a glossary entry is one unit: quote it whole ("三多", "三少", "三慢" are three sentences)
+            best_sent = Sentence(-1, chunk.id, best_sent.section, chunk.text, chunk.start, chunk.end, chunk.offsets)
         a, b = best_span(resolved, best_sent.text)
         timings["total"] = time.perf_counter() - t_all
         return Answer(
@@ -283,6 +331,7 @@ class Engine:
             start=best_sent.start, end=best_sent.end, highlight=best_sent.text[a:b],
             highlight_start=best_sent.offsets[a], highlight_end=best_sent.offsets[b - 1] + 1,
             score=round(score, 4), resolved_question=resolved, passages=passages, timings=timings,
+            signals=signals,
         )
 
     def _passages(self, ids, fused, mark) -> tuple[Passage, ...]:

@@ -1,0 +1,321 @@
+"""The evaluation benchmark: fixed questions → every retrieval config → metrics table + report.
+
+Gold is verbatim answer strings with their character spans in the source file, never
+chunk ids, so any chunking can be scored: a passage is relevant when it contains a gold
+span. Ranking metrics (MRR@10, nDCG@10) come from ranx; the rest are simple counts:
+
+    Hit@k        a relevant passage among the top k (answerable questions)
+    EM           the answer text contains every gold string (whitespace ignored)
+    F1           character F1 of the answer vs the gold evidence sentence(s) (CMRC 2018 style)
+    refusal      precision/recall of found=False on the unanswerable questions
+    false refusal  share of answerable questions refused
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .config import ROOT
+
+__all__ = ["EvalQuestion", "char_f1", "load_questions", "main", "run_eval", "summarize"]
+
+QUESTIONS = ROOT / "eval" / "questions.jsonl"
+RESULTS = ROOT / "eval" / "results"
+DEFAULT = "hybrid"
+# Floors for CI (`app eval --check`), set a little under the measured figures of the default.
+FLOORS = {"hit@1": 0.85, "hit@5": 0.95, "em": 0.80, "refusal_recall": 0.80, "false_refusal_max": 0.06}
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    id: str
+    kind: str
+    question: str
+    history: tuple[str, ...]
+    answers: tuple[str, ...]
+    evidence: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]
+    tags: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def load_questions(path: Path = QUESTIONS) -> list[EvalQuestion]:
+    out = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            out.append(EvalQuestion(d["id"], d["kind"], d["question"], tuple(d.get("history", [])),
+                                    tuple(d.get("answers", [])), tuple(d.get("evidence", [])),
+                                    tuple(tuple(s) for s in d.get("spans", [])), tuple(d.get("tags", []))))
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"{path}:{n}: bad eval line ({exc})") from None
+    return out
+
+
+_PUNCT = re.compile(r"[\s\W_]+")
+
+
+def _chars(text: str) -> list[str]:
+    return list(_PUNCT.sub("", text))
+
+
+def char_f1(pred: str, gold: str) -> float:
+    """Character-level F1 (CMRC 2018): common characters, punctuation and spaces ignored."""
+    p, g = _chars(pred), _chars(gold)
+    if not p or not g:
+        return float(p == g)
+    common = sum((Counter(p) & Counter(g)).values())
+    if common == 0:
+        return 0.0
+    prec, rec = common / len(p), common / len(g)
+    return 2 * prec * rec / (prec + rec)
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"\s+", "", s)
+
+
+def _relevant(passage, q: EvalQuestion) -> bool:
+    return any(passage.start <= a and b <= passage.end for a, b in q.spans)
+
+
+def _percentile(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    i = min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))
+    return xs[i]
+
+
+def run_eval(engine, questions: list[EvalQuestion], config_name: str, k: int = 10) -> list[dict]:
+    """Ask every question under one config; one record per question."""
+    eng = engine.with_config(**CONFIGS[config_name])
+    recs = []
+    for q in questions:
+        t = time.perf_counter()
+        a = eng.ask(q.question, k=k, history=q.history)
+        dt = time.perf_counter() - t
+        ranks = [i for i, p in enumerate(a.passages, 1) if _relevant(p, q)]
+        recs.append({
+            "id": q.id, "kind": q.kind, "question": q.question, "history": list(q.history),
+            "answerable": q.answerable, "found": a.found, "answer": a.text, "highlight": a.highlight,
+            "section": a.section, "score": a.score, "first_relevant": ranks[0] if ranks else None,
+            "run": {f"{p.start}-{p.end}": 1.0 / i for i, p in enumerate(a.passages, 1)},
+            "em": bool(a.found and q.answerable and all(_squash(g) in _squash(a.text) for g in q.answers)),
+            "f1": char_f1(a.text, "".join(q.evidence)) if q.answerable else None,
+            "gold": list(q.answers), "evidence": list(q.evidence), "latency_ms": dt * 1000,
+            "signals": a.signals,
+        })
+    return recs
+
+
+def _ranx(recs: list[dict], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    from ranx import Qrels, Run, evaluate
+
+    ids = [r["id"] for r in recs if r["answerable"] and r["id"] in qrels]
+    if not ids:
+        return {"mrr@10": float("nan"), "ndcg@10": float("nan")}
+    run = {i: next(r["run"] for r in recs if r["id"] == i) or {"none": 0.0} for i in ids}
+    res = evaluate(Qrels({i: qrels[i] for i in ids}), Run(run), ["mrr@10", "ndcg@10"], make_comparable=True)
+    return {k: float(v) for k, v in res.items()}
+
+
+def summarize(recs: list[dict], qrels: dict[str, dict[str, int]]) -> dict:
+    ans = [r for r in recs if r["answerable"]]
+    una = [r for r in recs if not r["answerable"]]
+    refused = [r for r in recs if not r["found"]]
+    found_lens = [len(r["answer"]) for r in recs if r["found"] and r["answer"]]
+    lat = [r["latency_ms"] for r in recs]
+    out = {
+        "n": len(recs),
+        "hit@1": _mean([r["first_relevant"] == 1 for r in ans]),
+        "hit@5": _mean([r["first_relevant"] is not None and r["first_relevant"] <= 5 for r in ans]),
+        **_ranx(recs, qrels),
+        "em": _mean([r["em"] for r in ans]),
+        "f1": _mean([r["f1"] for r in ans]),
+        "median_answer_chars": statistics.median(found_lens) if found_lens else float("nan"),
+        "refusal_precision": _mean([not r["answerable"] for r in refused]) if refused else float("nan"),
+        "refusal_recall": _mean([not r["found"] for r in una]) if una else float("nan"),
+        "false_refusal": _mean([not r["found"] for r in ans]) if ans else float("nan"),
+        "p50_ms": _percentile(lat, 50),
+        "p95_ms": _percentile(lat, 95),
+    }
+    return out
+
+
+def _mean(xs) -> float:
+    xs = [float(x) for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+CONFIGS = {
+    "bm25": {"mode": "bm25"},
+    "dense": {"mode": "dense"},
+    "hybrid": {"mode": "hybrid", "fusion": "rrf"},
+    "hybrid-weighted": {"mode": "hybrid", "fusion": "weighted"},
+}
+
+
+def _qrels(engine, questions: list[EvalQuestion]) -> dict[str, dict[str, int]]:
+    qrels = {}
+    for q in questions:
+        if not q.answerable:
+            continue
+        rel = {f"{c.start}-{c.end}": 1 for c in engine.data.chunks if any(c.start <= a and b <= c.end for a, b in q.spans)}
+        if rel:
+            qrels[q.id] = rel
+    return qrels
+
+
+def _severity(r: dict) -> tuple:
+    """Worst first: wrong refusals/answers, then misses by rank, then wrong quotes."""
+    if not r["answerable"]:
+        return (0, -r["score"]) if r["found"] else (9, 0)
+    fr = r["first_relevant"] or 99
+    return (1 if not r["found"] else 2, -fr, r["em"])
+
+
+def wrong(recs: list[dict]) -> list[dict]:
+    bad = [r for r in recs if (r["answerable"] and (not r["found"] or not r["em"] or r["first_relevant"] != 1))
+           or (not r["answerable"] and r["found"])]
+    return sorted(bad, key=_severity)
+
+
+def calibrate(recs: list[dict]):
+    """Fit the refusal model on all records, plus a 5-fold cross-validated estimate of its
+    refusal recall and false-refusal rate, so the reported figures are not only in-sample."""
+    from .answer import fit_refusal
+
+    rows = [(r["signals"], r["answerable"]) for r in recs if r["signals"]]
+    model = fit_refusal(rows)
+
+    def rates(m, rs):
+        una = [not m.decide(s) for s, a in rs if not a]
+        ans = [not m.decide(s) for s, a in rs if a]
+        return sum(una) / max(1, len(una)), sum(ans) / max(1, len(ans))
+
+    folds = [rows[i::5] for i in range(5)]
+    cv_una, cv_ans = [], []
+    for i in range(5):
+        m = fit_refusal([r for j, f in enumerate(folds) if j != i for r in f])
+        cv_una += [not m.decide(s) for s, a in folds[i] if not a]
+        cv_ans += [not m.decide(s) for s, a in folds[i] if a]
+    return model, rates(model, rows), (sum(cv_una) / max(1, len(cv_una)), sum(cv_ans) / max(1, len(cv_ans)))
+
+
+def _table(summaries: dict[str, dict]) -> str:
+    cols = ["hit@1", "hit@5", "mrr@10", "ndcg@10", "em", "f1", "median_answer_chars", "refusal_precision",
+            "refusal_recall", "false_refusal", "p50_ms", "p95_ms"]
+    head = "| config | n | " + " | ".join(cols) + " |"
+    sep = "|" + "---|" * (len(cols) + 2)
+    rows = [head, sep]
+    for name, s in summaries.items():
+        vals = []
+        for c in cols:
+            v = s[c]
+            vals.append("–" if v != v else (f"{v:.1f}" if c.endswith("_ms") or c == "median_answer_chars" else f"{v:.3f}"))
+        rows.append(f"| {name} | {s['n']} | " + " | ".join(vals) + " |")
+    return "\n".join(rows)
+
+
+def _chart(by_config_kind: dict[str, dict[str, dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted({k for d in by_config_kind.values() for k in d if k != "overall"}) + ["overall"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    width = 0.8 / max(1, len(by_config_kind))
+    for ax, metric in zip(axes, ["hit@5", "em"]):
+        for i, (cfg, d) in enumerate(by_config_kind.items()):
+            xs = [j + i * width for j in range(len(kinds))]
+            ys = [d.get(k, {}).get(metric, float("nan")) for k in kinds]
+            ax.bar(xs, [0 if y != y else y for y in ys], width, label=cfg)
+        ax.set_xticks([j + width * (len(by_config_kind) - 1) / 2 for j in range(len(kinds))])
+        ax.set_xticklabels(kinds, rotation=40, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{metric} by question kind")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(args, engine) -> int:
+    questions = load_questions(Path(args.questions) if args.questions else QUESTIONS)
+    out = Path(args.out) if args.out else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        print(f"unknown config(s) {unknown}; known: {sorted(CONFIGS)}")
+        return 2
+    if DEFAULT not in configs:
+        configs.append(DEFAULT)
+    qrels = _qrels(engine, questions)
+    for q in questions[:10]:  # warm-up, so latency is warm
+        engine.ask(q.question, history=q.history)
+    records, summaries, per_kind = {}, {}, {}
+    for cfg in configs:
+        recs = run_eval(engine, questions, cfg)
+        records[cfg] = recs
+        summaries[cfg] = summarize(recs, qrels)
+        groups = defaultdict(list)
+        for r in recs:
+            groups[r["kind"]].append(r)
+        per_kind[cfg] = {k: summarize(v, qrels) for k, v in sorted(groups.items())}
+        per_kind[cfg]["overall"] = summaries[cfg]
+    default = summaries[DEFAULT]
+    bad = wrong(records[DEFAULT])
+    lines = [
+        "# Eval report", "",
+        f"{len(questions)} questions ({sum(q.answerable for q in questions)} answerable, "
+        f"{sum(not q.answerable for q in questions)} not answered by the report); "
+        f"model `{engine.embedder.model_id}`, chunking {engine.data.manifest['chunking']}.",
+        "Command: `python -m app eval`", "", "## Configurations", "", _table(summaries), "",
+        f"## Default (`{DEFAULT}`) by question kind", "", _table(per_kind[DEFAULT]), "",
+        "![Hit@5 and EM by kind](eval.png)", "",
+        f"## Questions the default gets wrong ({len(bad)}), worst first", "",
+        "| id | kind | question | found | rank | answer |", "|---|---|---|---|---|---|",
+    ]
+    for r in bad:
+        q = (" / ".join(r["history"]) + " → " if r["history"] else "") + r["question"]
+        lines.append(f"| {r['id']} | {r['kind']} | {q.replace('|', '/')} | {r['found']} | "
+                     f"{r['first_relevant'] or '–'} | {r['answer'][:60].replace('|', '/')} |")
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "eval.json").write_text(json.dumps({
+        "summaries": summaries, "per_kind": per_kind, "default": DEFAULT, "floors": FLOORS,
+        "records": records[DEFAULT],
+    }, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+    _chart(per_kind, out / "eval.png")
+    print(_table(summaries))
+    print()
+    print(_table(per_kind[DEFAULT]))
+    print(f"\n{len(bad)} questions wrong under {DEFAULT}; worst first in {out / 'report.md'}")
+    for r in bad[:15]:
+        print(f"  {r['id']:10} {r['kind']:13} found={r['found']!s:5} rank={r['first_relevant']} {r['question']} → {r['answer'][:50]}")
+    if getattr(args, "calibrate", False):
+        best, (rec, fr), (cv_rec, cv_fr) = calibrate(records[DEFAULT])
+        print(f"\ncalibrated {best!r}: in-sample recall {rec:.3f}, false refusal {fr:.3f}; "
+              f"5-fold CV recall {cv_rec:.3f}, false refusal {cv_fr:.3f}")
+    if args.check:
+        fails = [f"{m} {default[m]:.3f} < {v}" for m, v in FLOORS.items() if m in default and default[m] < v]
+        if default["false_refusal"] > FLOORS["false_refusal_max"]:
+            fails.append(f"false_refusal {default['false_refusal']:.3f} > {FLOORS['false_refusal_max']}")
+        if fails:
+            print("EVAL BELOW FLOORS: " + "; ".join(fails))
+            return 1
+        print("eval floors: all met")
+    return 0

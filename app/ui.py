@@ -1,0 +1,377 @@
+"""The web chat (Gradio): quoted, highlighted answers with their section path and sources.
+
+    build_ui(engine) -> gr.Blocks      the chat page, plus the programmatic route /ask
+    serve(engine, host, port)          build and launch (what `python -m app serve` runs)
+    make_respond(engine)               the chat handler: respond(message, history) -> reply messages
+    format_reply(answer, view)         pure: an Answer → assistant message dicts (HTML)
+
+Safety: every string from the user or the report is html-escaped before it goes into HTML, and
+the user's own message is shown escaped too (Gradio's Chatbot renders user messages as
+Markdown/HTML, so a raw `<img onerror=…>` would otherwise become an element). The Chatbot's own
+sanitizer stays on as a second layer. Replies are single-line HTML blocks so Markdown leaves
+the report's text alone (a "1." or "*" in the report stays literal).
+
+Gradio is imported inside the functions that need it: importing this module is instant.
+"""
+
+import html
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from .answer import resolve_followup
+from .engine import Answer, Passage, clean_question
+from .errors import QuestionError
+
+__all__ = ["EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "build_ui", "format_reply",
+           "make_respond", "serve", "user_message", "user_texts"]
+
+log = logging.getLogger(__name__)
+
+TITLE = "海拉尔区 2025 年政府工作报告 · 问答"
+EXAMPLES = (
+    "2024年地区生产总值是多少？",
+    "什么是飞地经济？",
+    "2025年计划改造多少个老旧小区？",
+    "What was Hailar's GDP in 2024?",
+)
+NOT_FOUND = "报告中没有找到这个问题的答案。"
+APOLOGY = "抱歉，处理这个问题时出错了，请稍后再试或换个问法。"
+K = 5
+_USER_OPEN, _USER_CLOSE = '<div class="qa-q">', "</div>"
+
+CSS = """
+.gradio-container { max-width: 900px !important; margin: 0 auto !important; }
+#qa-title h1 { font-size: 1.35rem; margin: 0.2rem 0 0.1rem; }
+#qa-title p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.9rem; }
+.qa-q { white-space: normal; word-break: break-word; }
+.qa-quote { margin: 0 0 0.4rem; padding: 0.1rem 0 0.1rem 0.7rem; border-left: 3px solid var(--color-accent);
+            font-size: 1.02rem; line-height: 1.7; }
+.qa-answer mark, .qa-sources mark { background: #ffe58a; color: inherit; padding: 0 2px; border-radius: 3px; }
+.qa-cite { font-size: 0.85rem; color: var(--body-text-color-subdued); line-height: 1.5; }
+.qa-cite .qa-path { color: var(--body-text-color); font-weight: 600; }
+.qa-resolved { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-bottom: 0.3rem; }
+.qa-passage { padding: 0.45rem 0; border-top: 1px solid var(--border-color-primary); }
+.qa-passage:first-child { border-top: none; padding-top: 0; }
+.qa-p-head { font-size: 0.85rem; font-weight: 600; margin-bottom: 0.2rem; }
+.qa-p-head .qa-score { font-weight: 400; color: var(--body-text-color-subdued); margin-left: 0.4rem; white-space: nowrap; }
+.qa-p-text { font-size: 0.92rem; line-height: 1.65; }
+.qa-context summary { cursor: pointer; font-size: 0.85rem; color: var(--color-accent); margin-top: 0.25rem; }
+.qa-ctx-text { font-size: 0.9rem; line-height: 1.7; max-height: 22rem; overflow-y: auto; padding: 0.4rem 0.6rem;
+               margin-top: 0.3rem; background: var(--background-fill-secondary); border-radius: 6px; }
+@media (max-width: 480px) {
+  .gradio-container { padding: 0 4px !important; }
+  #qa-title h1 { font-size: 1.1rem; }
+  .qa-quote { font-size: 0.98rem; }
+}
+"""
+
+
+# --------------------------------------------------------------------------- index lookups
+
+
+def _context_key(path: Sequence[str]) -> tuple[str, ...]:
+    # Leaf sections are often one paragraph ("经济运行稳中有进"), too little to read around, so the
+    # context is the second-level section ("（一）“进”的步伐更为稳健") with all its subsections;
+    # a top-level section's own lead text stands alone (its subtree is the whole chapter).
+    return tuple(path[:2])
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """What the reply needs from the index: which chunk a passage is, and the section around it.
+
+    Built once per engine. A formatting call without one (a hand-made Answer in a test) still
+    works; it just cannot offer the section in context.
+    """
+
+    chunk_by_span: dict  # (source, start, end) -> Chunk
+    context_chunks: dict  # (source, _context_key) -> tuple[Chunk, ...] in file order
+
+    @classmethod
+    def from_index(cls, data) -> "SourceView":
+        by_span, groups = {}, {}
+        for c in data.chunks:
+            by_span[(c.source, c.start, c.end)] = c
+            groups.setdefault((c.source, _context_key(c.path)), []).append(c)
+        return cls(by_span, {k: tuple(sorted(cs, key=lambda c: c.start)) for k, cs in groups.items()})
+
+    def chunk_of(self, p: Passage):
+        return self.chunk_by_span.get((p.source, p.start, p.end))
+
+    def context_of(self, p: Passage) -> tuple[str, str, tuple[int, ...]] | None:
+        """The section around ``p``: its breadcrumb, its text (overlaps merged, a line break
+        between paragraphs) and, per character, the file offset (-1 for inserted breaks)."""
+        c = self.chunk_of(p)
+        if c is None:
+            return None
+        key = _context_key(c.path)
+        chars: list[str] = []
+        offsets: list[int] = []
+        last = -1
+        for ch in self.context_chunks.get((c.source, key), (c,)):
+            if offsets and ch.start > last + 1 and chars[-1] != "\n":
+                chars.append("\n")
+                offsets.append(-1)
+            for t, o in zip(ch.text, ch.offsets):
+                if o > last:  # chunks may overlap: keep each file character once
+                    chars.append(t)
+                    offsets.append(o)
+                    last = o
+        return " › ".join(key), "".join(chars), tuple(offsets)
+
+
+# --------------------------------------------------------------------------- pure formatting
+
+
+def _esc(text: str) -> str:
+    # <br> instead of newlines keeps each reply one HTML block, which Markdown passes through untouched
+    return html.escape(text).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def _with_mark(text: str, span: tuple[int, int] | None) -> str:
+    if not span or span[0] >= span[1]:
+        return _esc(text)
+    a, b = span
+    return f"{_esc(text[:a])}<mark>{_esc(text[a:b])}</mark>{_esc(text[b:])}"
+
+
+def _span_by_offsets(offsets: Sequence[int], start: int, end: int) -> tuple[int, int] | None:
+    """Indices of the characters whose file offsets fall in [start, end)."""
+    idx = [i for i, o in enumerate(offsets) if start <= o < end]
+    return (idx[0], idx[-1] + 1) if idx else None
+
+
+def passage_mark(p: Passage, view: SourceView | None = None) -> tuple[int, int] | None:
+    """Where the passage's best sentence sits inside ``p.text`` (None when it has none).
+
+    Offsets are into the file and the text may lack page-break newlines, so with the index at
+    hand use the chunk's per-character offsets; without it, subtract and clip (exact whenever
+    no newline was dropped before the sentence).
+    """
+    if p.mark_start < 0 or p.mark_end <= p.mark_start:
+        return None
+    c = view.chunk_of(p) if view else None
+    if c is not None and len(c.offsets) == len(p.text):
+        return _span_by_offsets(c.offsets, p.mark_start, p.mark_end)
+    a = max(0, min(len(p.text), p.mark_start - p.start))
+    b = max(a, min(len(p.text), p.mark_end - p.start))
+    return (a, b) if b > a else None
+
+
+def answer_mark(answer: Answer) -> tuple[int, int] | None:
+    """Where ``answer.highlight`` sits inside ``answer.text`` (located by content, as the CLI does)."""
+    if not answer.highlight:
+        return None
+    i = answer.text.find(answer.highlight)
+    if i >= 0:
+        return i, i + len(answer.highlight)
+    a, b = answer.highlight_start - answer.start, answer.highlight_end - answer.start
+    return (a, b) if 0 <= a < b <= len(answer.text) else None
+
+
+def _passage_html(i: int, p: Passage, view: SourceView | None) -> str:
+    parts = [
+        '<div class="qa-passage">',
+        f'<div class="qa-p-head">[{i}] {_esc(p.section)}<span class="qa-score">相关度 {p.score:.4f}</span></div>',
+        f'<div class="qa-p-text">{_with_mark(p.text, passage_mark(p, view))}</div>',
+    ]
+    context = view.context_of(p) if view else None
+    if context is not None:
+        title, text, offsets = context
+        mark = _span_by_offsets(offsets, p.mark_start, p.mark_end) if p.mark_start >= 0 else None
+        real = [o for o in offsets if o >= 0]
+        where = f"{p.source}，第 {real[0]}–{real[-1] + 1} 字符" if real else p.source
+        parts.append(
+            '<details class="qa-context"><summary>阅读全文上下文</summary>'
+            f'<div class="qa-ctx-text"><div class="qa-cite"><span class="qa-path">{_esc(title)}</span>'
+            f"（{_esc(where)}）</div>{_with_mark(text, mark)}</div></details>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _assistant(content: str, title: str | None = None, *, closed: bool = False) -> dict:
+    msg: dict[str, Any] = {"role": "assistant", "content": content}
+    if title:
+        msg["metadata"] = {"title": title, **({"status": "done"} if closed else {})}
+    return msg
+
+
+def format_reply(answer: Answer, view: SourceView | None = None) -> list[dict]:
+    """The chat reply for ``answer``: the highlighted quote and where it is from, then the sources.
+
+    Returns Gradio "messages" dicts: the answer, then a titled (collapsible) sources panel.
+    """
+    resolved = ""
+    if answer.resolved_question and answer.resolved_question != answer.question:
+        resolved = f'<div class="qa-resolved">按“{_esc(answer.resolved_question)}”理解</div>'
+    passages = "".join(_passage_html(i, p, view) for i, p in enumerate(answer.passages, 1))
+    passages = f'<div class="qa-sources">{passages}</div>'
+    n = len(answer.passages)
+    if not answer.found:
+        out = [_assistant(f'<div class="qa-answer qa-none">{resolved}<p>{NOT_FOUND}</p></div>')]
+        if n:
+            out.append(_assistant(passages, f"相关段落（{n} 段）"))
+        return out
+    cite = (f'<div class="qa-cite">—— <span class="qa-path">{_esc(answer.section)}</span><br>'
+            f"{_esc(answer.source)}，第 {answer.start}–{answer.end} 字符 · 置信度 {answer.score:.2f}</div>")
+    quote = f'<blockquote class="qa-quote">「{_with_mark(answer.text, answer_mark(answer))}」</blockquote>'
+    out = [_assistant(f'<div class="qa-answer">{resolved}{quote}{cite}</div>')]
+    if n:
+        out.append(_assistant(passages, f"来源（{n} 段）", closed=True))
+    return out
+
+
+def user_message(text: str) -> dict:
+    """The user's message as shown in the chat: escaped, so it renders literally and runs nothing."""
+    return {"role": "user", "content": f"{_USER_OPEN}{_esc(text)}{_USER_CLOSE}"}
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, dict):
+        text = content.get("text") if isinstance(content.get("text"), str) else ""
+    elif isinstance(content, (list, tuple)):
+        text = "".join(_content_text(c) for c in content)
+    else:
+        text = ""
+    if text.startswith(_USER_OPEN) and text.endswith(_USER_CLOSE):
+        text = html.unescape(text[len(_USER_OPEN) : -len(_USER_CLOSE)].replace("<br>", "\n"))
+    return text
+
+
+def user_texts(history: Iterable[Any]) -> list[str]:
+    """The user's earlier questions, as typed, from Gradio "messages" history."""
+    out = []
+    for m in history or ():
+        role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
+        if role == "user":
+            text = _content_text(m.get("content") if isinstance(m, dict) else getattr(m, "content", ""))
+            if text.strip():
+                out.append(text)
+    return out
+
+
+def resolved_history(questions: Iterable[str]) -> list[str]:
+    """Earlier questions after follow-up resolution, as the engine resolved them when they were asked.
+
+    Passing resolved questions (not raw ones) keeps chains working: after "2024年新增就业多少人？",
+    "那2025年呢？", a third "那城镇呢？" still knows the topic.
+    """
+    out: list[str] = []
+    for q in questions:
+        try:
+            q = clean_question(q)
+        except QuestionError:
+            continue  # it was refused when asked; it carries no topic
+        out.append(resolve_followup(q, out))
+    return out
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def make_respond(engine, k: int = K) -> Callable[[str, list], list[dict]]:
+    """The chat handler for ``engine``: ``respond(message, history) -> list of assistant messages``."""
+    view = SourceView.from_index(engine.data)
+
+    def respond(message: str, history: list) -> list[dict]:
+        earlier = resolved_history(user_texts(history))
+        try:
+            answer = engine.ask(message, k=k, history=earlier)
+        except QuestionError as exc:
+            return [_assistant(f'<div class="qa-error">{_esc(str(exc))}</div>')]
+        except Exception:
+            log.exception("chat: answering %r failed", message)
+            return [_assistant(f'<div class="qa-error">{APOLOGY}</div>')]
+        return format_reply(answer, view)
+
+    return respond
+
+
+def answer_dict(engine, question: str, k: int = K) -> dict:
+    """What the /ask route returns: ``asdict(answer)`` without the internal timings and refusal
+    signals (the same fields as `python -m app ask --json`)."""
+    d = asdict(engine.ask(question, k=k))
+    for internal in ("timings", "signals"):
+        d.pop(internal, None)
+    return d
+
+
+def build_ui(engine):
+    """The chat page for ``engine`` (queue enabled) plus the API route ``/ask``."""
+    import gradio as gr
+
+    respond = make_respond(engine)
+
+    def add_user(message: str, history: list):
+        if not (message or "").strip():
+            return message, history
+        return "", [*history, user_message(message)]
+
+    def add_example(evt: gr.SelectData, history: list):
+        value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
+        return [*history, user_message(value.get("text", ""))]
+
+    def add_reply(history: list):
+        if not history or history[-1].get("role") != "user":
+            return history
+        message = user_texts(history[-1:])
+        return [*history, *respond(message[0] if message else "", history[:-1])]
+
+    def api_ask(question: str, k: int = K) -> dict:
+        """Answer a question from the report. Returns found, text, highlight, section, source,
+        character offsets, score, resolved_question and the passages (best first)."""
+        try:
+            return answer_dict(engine, question, k)
+        except QuestionError as exc:
+            raise gr.Error(str(exc)) from None
+
+    with gr.Blocks(title=TITLE, fill_height=True) as demo:
+        gr.Markdown(f"# {TITLE}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")
+        chatbot = gr.Chatbot(
+            label="问答",
+            show_label=False,
+            elem_id="qa-chat",
+            scale=1,
+            height=200,  # with fill_height the chat grows to the window; this is only its floor
+            min_height=320,
+            placeholder="**向报告提问**<br>例如下面的问题，或在下方输入自己的问题。",
+            examples=[{"text": q} for q in EXAMPLES],
+            sanitize_html=True,
+            render_markdown=True,
+            latex_delimiters=[],  # "$" in a question is not LaTeX
+            buttons=[],
+            feedback_options=None,
+            layout="bubble",
+            autoscroll=True,
+        )
+        box = gr.Textbox(
+            show_label=False,
+            placeholder="输入关于报告的问题，按回车发送",
+            submit_btn="发送",
+            lines=1,
+            max_lines=4,
+            autofocus=True,
+            elem_id="qa-input",
+        )
+        ui_only = {"api_visibility": "private"}
+        box.submit(add_user, [box, chatbot], [box, chatbot], queue=False, **ui_only).then(
+            add_reply, chatbot, chatbot, show_progress="minimal", **ui_only)
+        chatbot.example_select(add_example, chatbot, chatbot, queue=False, **ui_only).then(
+            add_reply, chatbot, chatbot, show_progress="minimal", **ui_only)
+        gr.api(api_ask, api_name="ask")
+    demo.queue(default_concurrency_limit=4)  # Engine.ask only reads: safe to share across sessions
+    return demo
+
+
+def launch_options() -> dict:
+    """Keyword arguments for ``build_ui(engine).launch(...)``: the page's CSS (Gradio 6 takes it there)."""
+    return {"css": CSS}
+
+
+def serve(engine, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Start the web chat and block until interrupted."""
+    build_ui(engine).launch(server_name=host, server_port=port, **launch_options())
