@@ -201,8 +201,16 @@ class Engine:
             D, I = self.data.faiss_index.search(qvec[None, :], cand)
             dense_ids = [int(i) for i in I[0] if i >= 0]
             dense[dense_ids] = D[0][: len(dense_ids)]
+            # Sentence-level dense ranking too: a short, exact sentence often matches a question
+            # (especially across languages) better than the chunk around it.
+            sims = self.data.sentence_vectors @ qvec
+            best_per_chunk: dict[int, float] = {}
+            for sid in np.argsort(-sims)[: cand * 3]:
+                c = self.data.sentences[int(sid)].chunk
+                best_per_chunk.setdefault(c, float(sims[sid]))
+            sent_ids_rank = sorted(best_per_chunk, key=lambda c: -best_per_chunk[c])[:cand]
         else:
-            dense_ids = []
+            dense_ids, sent_ids_rank = [], []
         timings["dense_search"] = time.perf_counter() - t
         t = time.perf_counter()
         tokens = tokenize(qnorm, normalized=True)
@@ -214,12 +222,12 @@ class Engine:
         t = time.perf_counter()
         fused: dict[int, float] = {}
         if cfg.fusion == "rrf" or cfg.mode != "hybrid":
-            for ranking in (dense_ids, bm25_ids):
+            for ranking in (dense_ids, sent_ids_rank, bm25_ids):
                 for r, cid in enumerate(ranking):
                     fused[cid] = fused.get(cid, 0.0) + 1.0 / (cfg.rrf_k + r + 1)
         else:
             dn, bn = _minmax(dense), _minmax(bm25)
-            for cid in set(dense_ids) | set(bm25_ids):
+            for cid in set(dense_ids) | set(bm25_ids) | set(sent_ids_rank):
                 fused[cid] = cfg.dense_weight * float(dn[cid]) + (1 - cfg.dense_weight) * float(bn[cid])
         tf = time_frame(query)
         if tf:

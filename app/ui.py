@@ -41,13 +41,14 @@ K = 5
 _USER_OPEN, _USER_CLOSE = '<div class="qa-q">', "</div>"
 
 CSS = """
-.gradio-container { max-width: 900px !important; margin: 0 auto !important; }
+.gradio-container { width: 100% !important; max-width: 900px !important; margin: 0 auto !important; }
 #qa-title h1 { font-size: 1.35rem; margin: 0.2rem 0 0.1rem; }
 #qa-title p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.9rem; }
 .qa-q { white-space: normal; word-break: break-word; }
 .qa-quote { margin: 0 0 0.4rem; padding: 0.1rem 0 0.1rem 0.7rem; border-left: 3px solid var(--color-accent);
             font-size: 1.02rem; line-height: 1.7; }
-.qa-answer mark, .qa-sources mark { background: #ffe58a; color: inherit; padding: 0 2px; border-radius: 3px; }
+.qa-answer mark, .qa-sources mark { background: #ffe58a; color: #1f2328; font-size: inherit; padding: 0 2px;
+                                   border-radius: 3px; }
 .qa-cite { font-size: 0.85rem; color: var(--body-text-color-subdued); line-height: 1.5; }
 .qa-cite .qa-path { color: var(--body-text-color); font-weight: 600; }
 .qa-resolved { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-bottom: 0.3rem; }
@@ -108,9 +109,10 @@ class SourceView:
         key = _context_key(c.path)
         chars: list[str] = []
         offsets: list[int] = []
-        last = -1
+        last, section = -1, None
         for ch in self.context_chunks.get((c.source, key), (c,)):
-            if offsets and ch.start > last + 1 and chars[-1] != "\n":
+            # each subsection starts a new line, as in the report
+            if offsets and (ch.section != section or ch.start > last + 1) and chars[-1] != "\n":
                 chars.append("\n")
                 offsets.append(-1)
             for t, o in zip(ch.text, ch.offsets):
@@ -118,6 +120,7 @@ class SourceView:
                     chars.append(t)
                     offsets.append(o)
                     last = o
+            section = ch.section
         return " › ".join(key), "".join(chars), tuple(offsets)
 
 
