@@ -294,8 +294,10 @@ class Engine:
                     total[i] -= 0.15
                 if numeric and not has_figure(s.text):
                     total[i] -= 0.05
-                if definition and re.search(r"是指|指的是", s.text):
-                    total[i] += 0.08  # a definition question is answered by a definition
+                if definition and s.chunk in gloss:
+                    total[i] += 0.3  # a definition question naming a glossary term: the glossary answers it
+                elif definition and re.search(r"是指|指的是", s.text):
+                    total[i] += 0.08  # otherwise a definition beats a mere mention
                 if s.text.rstrip("。：:") in self.data.chunks[s.chunk].path or len(s.text) < 8:
                     total[i] -= 0.15  # a heading ("守好安全稳定底线。") names a topic, it answers nothing
             if cfg.mode == "bm25":

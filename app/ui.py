@@ -14,6 +14,8 @@ the report's text alone (a "1." or "*" in the report stays literal).
 Gradio is imported inside the functions that need it: importing this module is instant.
 """
 
+# No `from __future__ import annotations` here: Gradio reads the `gr.SelectData` hint of the
+# example handler at runtime, and a string annotation naming a local import would not resolve.
 import html
 import logging
 from dataclasses import asdict, dataclass
@@ -23,8 +25,9 @@ from .answer import resolve_followup
 from .engine import Answer, Passage, clean_question
 from .errors import QuestionError
 
-__all__ = ["EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "build_ui", "format_reply",
-           "make_respond", "serve", "user_message", "user_texts"]
+__all__ = ["APOLOGY", "EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "build_ui", "format_reply",
+           "launch_options", "make_respond", "passage_mark", "resolved_history", "serve", "user_message",
+           "user_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +45,12 @@ _USER_OPEN, _USER_CLOSE = '<div class="qa-q">', "</div>"
 
 CSS = """
 .gradio-container { width: 100% !important; max-width: 900px !important; margin: 0 auto !important; }
+/* Gradio pads the page 32px a side; on a 390px phone that is a sixth of the width */
+.main.app { padding-left: clamp(6px, 3vw, 32px) !important; padding-right: clamp(6px, 3vw, 32px) !important; }
 #qa-title h1 { font-size: 1.35rem; margin: 0.2rem 0 0.1rem; }
 #qa-title p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.9rem; }
 .qa-q { white-space: normal; word-break: break-word; }
-.qa-quote { margin: 0 0 0.4rem; padding: 0.1rem 0 0.1rem 0.7rem; border-left: 3px solid var(--color-accent);
+.qa-quote { margin: 0 0 0.4rem !important; padding: 0.1rem 0 0.1rem 0.7rem; border-left: 3px solid var(--color-accent);
             font-size: 1.02rem; line-height: 1.7; }
 .qa-answer mark, .qa-sources mark { background: #ffe58a; color: #1f2328; font-size: inherit; padding: 0 2px;
                                    border-radius: 3px; }
@@ -61,7 +66,8 @@ CSS = """
 .qa-ctx-text { font-size: 0.9rem; line-height: 1.7; max-height: 22rem; overflow-y: auto; padding: 0.4rem 0.6rem;
                margin-top: 0.3rem; background: var(--background-fill-secondary); border-radius: 6px; }
 @media (max-width: 480px) {
-  .gradio-container { padding: 0 4px !important; }
+  #qa-chat .message-row.bot-row { max-width: calc(100% - 12px) !important; margin-left: 6px !important; }
+  #qa-chat .message-row.user-row { max-width: calc(100% - 40px) !important; margin-right: 6px !important; }
   #qa-title h1 { font-size: 1.1rem; }
   .qa-quote { font-size: 0.98rem; }
 }
@@ -218,7 +224,7 @@ def format_reply(answer: Answer, view: SourceView | None = None) -> list[dict]:
             out.append(_assistant(passages, f"相关段落（{n} 段）"))
         return out
     cite = (f'<div class="qa-cite">—— <span class="qa-path">{_esc(answer.section)}</span><br>'
-            f"{_esc(answer.source)}，第 {answer.start}–{answer.end} 字符 · 置信度 {answer.score:.2f}</div>")
+            f"{_esc(answer.source)} · 第 {answer.start}–{answer.end} 字符 · 置信度 {answer.score:.2f}</div>")
     quote = f'<blockquote class="qa-quote">「{_with_mark(answer.text, answer_mark(answer))}」</blockquote>'
     out = [_assistant(f'<div class="qa-answer">{resolved}{quote}{cite}</div>')]
     if n:
@@ -330,7 +336,7 @@ def build_ui(engine):
         try:
             return answer_dict(engine, question, k)
         except QuestionError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None  # the caller's mistake, not ours
 
     with gr.Blocks(title=TITLE, fill_height=True) as demo:
         gr.Markdown(f"# {TITLE}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")

