@@ -40,7 +40,8 @@ import numpy as np
 from .config import ROOT, Settings
 from .errors import AppError
 
-__all__ = ["BenchError", "Figure", "main", "percentile", "recall_at_k", "synthetic_documents", "synthetic_vectors"]
+__all__ = ["BenchError", "Figure", "main", "peak_rss_kib", "percentile", "recall_at_k", "synthetic_documents",
+           "synthetic_vectors"]
 
 QUESTIONS = ROOT / "eval" / "questions.jsonl"
 RESULTS = ROOT / "eval" / "results"
@@ -82,9 +83,9 @@ class Figure:
     @property
     def target(self) -> str:
         if self.at_most is not None:
-            return f"≤ {_fmt(self.at_most, self.unit)}"
+            return f"≤ {_fmt(self.at_most, self.unit)} {self.unit}".rstrip()
         if self.at_least is not None:
-            return f"≥ {_fmt(self.at_least, self.unit)}"
+            return f"≥ {_fmt(self.at_least, self.unit)} {self.unit}".rstrip()
         return ""
 
     def to_json(self) -> dict:
@@ -246,6 +247,23 @@ class _CpuWatch:
         return max(0.0, (self._busy() - self.sys) - (self._own() - self.own)) / wall
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory in KiB.
+
+    On Linux, VmHWM of /proc/self/status: ru_maxrss would not do for a child, because a process
+    started by fork/vfork + exec inherits its parent's peak in ru_maxrss (so a child of this
+    1 GB benchmark would report ≥ 1 GB). Elsewhere ru_maxrss is the best there is.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _child_env(settings: Settings) -> dict[str, str]:
     """The parent's environment plus the settings, so children open the same index and model."""
     env = dict(os.environ)
@@ -296,12 +314,13 @@ eng.ask(%(q)r)
 T["first ask"] = time.monotonic()
 for q in %(more)r:
     eng.ask(q)
-import json, resource
-print(json.dumps({"stamps": T, "asked": 1 + len(%(more)r),
-                  "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+import json
+from app.bench import peak_rss_kib
+print(json.dumps({"stamps": T, "asked": 1 + len(%(more)r), "peak_kib": peak_rss_kib()}))
 """
 
-# A wrapper whose only child is `python -m app index`, so RUSAGE_CHILDREN is that process's peak.
+# A wrapper whose only child is `python -m app index`, so RUSAGE_CHILDREN is that process's peak (the
+# child's ru_maxrss starts at the wrapper's own small peak, not at this benchmark's: see peak_rss_kib).
 _INDEX_WRAPPER = """
 import json, resource, subprocess, sys, time
 t = time.monotonic()
@@ -362,17 +381,18 @@ def _phase_cold(settings: Settings, questions, reps: int, help_reps: int, say) -
              "import engine modules": "split: import engine modules (numpy, jieba, …)",
              "model load": "split: model load (torch, sentence-transformers, weights)",
              "index load + BM25": "split: index load + BM25 + corpus hash check", "first ask": "split: first ask()"}
-    for step, secs in split.items():
+    for i, (step, secs) in enumerate(split.items()):
         figs.append(Figure("cold start", names.get(step, f"split: {step}"), secs, "s",
-                           "one instrumented new process doing default_engine()'s steps one by one, "
-                           "time.monotonic() stamped after each"))
+                           "one more new process doing default_engine()'s steps one by one, time.monotonic() "
+                           "stamped after each; step = stamp − previous stamp (spawn for the first)"
+                           if i == 0 else "same process, next stamp"))
     figs.append(Figure("cold start", "python -m app --help", statistics.median(help_walls), "s",
                        f"median of {help_reps} new processes, spawn → exit", at_most=HELP_S))
-    figs.append(Figure("memory", "peak RSS, serve-like process", got["maxrss_kib"] / 1024, "MiB",
-                       f"the instrumented process above: Engine.open + {got['asked']} questions, then "
-                       "getrusage(RUSAGE_SELF).ru_maxrss (no Gradio loaded)"))
+    figs.append(Figure("memory", "peak RSS, serve-like process", got["peak_kib"] / 1024, "MiB",
+                       f"the instrumented cold-start process: Engine.open + {got['asked']} questions, then its peak "
+                       "RSS (VmHWM; see peak_rss_kib for why not ru_maxrss); no Gradio loaded"))
     return figs, {"cold_answer_s": answered, "cold_exit_s": exited, "split_s": split, "help_s": help_walls,
-                  "serve_like_maxrss_kib": got["maxrss_kib"]}
+                  "serve_like_peak_kib": got["peak_kib"]}
 
 
 def _phase_index_process(settings: Settings, say) -> tuple[list[Figure], dict]:
@@ -416,9 +436,10 @@ def _phase_warm(engine, questions, quick: bool, say) -> tuple[list[Figure], dict
            f"{len(warmup)}; perf_counter around Engine.ask()")
     figs = [Figure("warm ask()", "p50 latency", p50, "ms", how, at_most=WARM_P50_MS),
             Figure("warm ask()", "p95 latency", p95, "ms", how, at_most=WARM_P95_MS)]
-    for k, vs in stages.items():
+    for i, (k, vs) in enumerate(stages.items()):
         figs.append(Figure("warm ask()", f"stage median: {k}", statistics.median(vs), "ms",
-                           f"median of Answer.timings[{k!r}] over the same asks ({len(vs)} had it)"))
+                           ("median of Answer.timings[stage] over the same asks" if i == 0 else "same")
+                           + (f" ({len(vs)} of {len(walls)} answers have it)" if len(vs) != len(walls) else "")))
     detail = {"asks": len(walls), "p50_ms": p50, "p95_ms": p95, "max_ms": max(walls),
               "mean_ms": statistics.fmean(walls), "stage_median_ms": {k: statistics.median(v) for k, v in stages.items()}}
     return figs, detail, resolved
@@ -450,15 +471,21 @@ def _phase_threads(engine, texts: list[str], say) -> tuple[list[Figure], dict]:
     return figs, {"encode_p50_ms_by_threads": out}
 
 
-def _phase_build(engine, settings: Settings, reps: int, say) -> tuple[list[Figure], dict]:
+def _mean_len(texts: list[str]) -> float:
+    return sum(map(len, texts)) / max(1, len(texts))
+
+
+def _phase_build(engine, settings: Settings, reps: int, build: bool, say) -> tuple[list[Figure], dict]:
     from .index import build_index, chunk_text, sentence_text
 
     data = engine.data
-    with tempfile.TemporaryDirectory(prefix="app-bench-build-") as tmp:
-        t = time.perf_counter()
-        build_index(settings.corpus_dir, Path(tmp) / "index", engine.embedder, settings.chunk, progress=say,
-                    show_bar=True)
-        build_s = time.perf_counter() - t
+    build_s = None
+    if build:  # --quick skips it: the `python -m app index` run already timed a whole build
+        with tempfile.TemporaryDirectory(prefix="app-bench-build-") as tmp:
+            t = time.perf_counter()
+            build_index(settings.corpus_dir, Path(tmp) / "index", engine.embedder, settings.chunk, progress=say,
+                        show_bar=True)
+            build_s = time.perf_counter() - t
     sents = [sentence_text(s, data.chunks[s.chunk]) for s in data.sentences]
     chunks = [chunk_text(c) for c in data.chunks]
 
@@ -471,16 +498,19 @@ def _phase_build(engine, settings: Settings, reps: int, say) -> tuple[list[Figur
         return statistics.median(runs)
 
     s_tps, c_tps = throughput(sents), throughput(chunks)
-    say(f"build {build_s:.1f}s; encode {s_tps:.1f} sentences/s, {c_tps:.1f} chunks/s")
+    say(f"encode {s_tps:.1f} sentences/s, {c_tps:.1f} chunks/s")
     n = len(data.chunks) + len(data.sentences)
-    figs = [
+    figs = [] if build_s is None else [
         Figure("index build", "build_index (model already loaded)", build_s, "s",
                f"build_index(show_bar=True) of the corpus into a temp folder: {len(data.chunks)} chunks + "
                f"{len(data.sentences)} sentences = {n} texts encoded, JSON + FAISS written"),
+    ]
+    figs += [
         Figure("index build", "encode throughput, report sentences", s_tps, "texts/s",
                f"embed_documents on the report's {len(sents)} sentence texts, median of {reps}, batch 32"),
         Figure("index build", "encode throughput, report chunks", c_tps, "texts/s",
-               f"embed_documents on the report's {len(chunks)} chunk texts (~4× longer), median of {reps}"),
+               f"embed_documents on the report's {len(chunks)} chunk texts (mean {_mean_len(chunks):.0f} characters "
+               f"vs {_mean_len(sents):.0f} for sentences), median of {reps}"),
     ]
     return figs, {"build_s": build_s, "sentences_per_s": s_tps, "chunks_per_s": c_tps,
                   "chunks": len(data.chunks), "sentences": len(data.sentences)}
@@ -522,6 +552,7 @@ def _scale_worker(spec_path: str) -> None:
     t = time.perf_counter()
     index = make_faiss(cvec)
     faiss_s = time.perf_counter() - t
+    del cvec  # the index holds its own copy; the app keeps no other (reconstructed below for recall)
     t = time.perf_counter()
     bm25_c = bm25s.BM25()
     bm25_c.index(chunk_docs, show_progress=False)
@@ -561,7 +592,7 @@ def _scale_worker(spec_path: str) -> None:
                 for k, x in timings.items():
                     stages.setdefault(k, []).append(x * 1000)
     out = {
-        "factor": f, "chunks": len(cvec), "sentences": len(svec), "noise": spec["noise"],
+        "factor": f, "chunks": index.ntotal, "sentences": len(svec), "noise": spec["noise"],
         "median_cos_to_original": origin_cos, "generate_s": gen_s, "faiss_kind": type(index).__name__,
         "faiss_build_s": faiss_s, "bm25_build_s": bm25_build_s, "rss_delta_bytes": rss_delta,
         "disk_bytes": disk, "chunks_json_bytes_extrapolated": json_bytes, "queries": len(queries), "reps": reps,
@@ -570,20 +601,50 @@ def _scale_worker(spec_path: str) -> None:
         "sentence_bm25_p50_ms": percentile(sent_ms, 50), "hnsw_threshold": HNSW_THRESHOLD,
     }
     if not isinstance(index, faiss.IndexFlat):
-        exact = faiss.IndexFlatIP(cvec.shape[1])  # vectors are unit length: inner product = cosine
-        exact.add(cvec)
-        D_ref, I_ref = exact.search(qvecs, 10)
-        D, I = index.search(qvecs, 10)
-        out["recall_at_10"] = recall_at_k(I, I_ref, 10, found_scores=D, reference_scores=D_ref)
+        out.update(_recall_probe(index, qvecs, min(cfg.candidates, index.ntotal)))
+    out["peak_kib"] = peak_rss_kib()
+    Path(spec["out"]).write_text(json.dumps(out), encoding="utf-8")
+
+
+def _recall_probe(index, qvecs: np.ndarray, candidates: int) -> dict:
+    """Recall@10 of an approximate index against exact search, at its own efSearch and a few larger ones."""
+    import faiss
+
+    exact = faiss.IndexFlatIP(index.d)  # vectors are unit length: inner product = cosine
+    exact.add(index.reconstruct_n(0, index.ntotal))
+    D_ref, I_ref = exact.search(qvecs, 11)
+    out: dict = {"gap_10th_11th_median": float(np.median(D_ref[:, 9] - D_ref[:, 10])),
+                 "spread_1st_10th_median": float(np.median(D_ref[:, 0] - D_ref[:, 9]))}
+
+    def single_query_p50(idx) -> float:
         ts = []
         for v in qvecs:
             t = time.perf_counter()
-            exact.search(v[None, :], min(cfg.candidates, len(cvec)))
+            idx.search(v[None, :], candidates)
             ts.append((time.perf_counter() - t) * 1000)
-        out["exact_search_p50_ms"] = percentile(ts, 50)
-        del exact
-    out["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    Path(spec["out"]).write_text(json.dumps(out), encoding="utf-8")
+        return percentile(ts, 50)
+
+    out["exact_search_p50_ms"] = single_query_p50(exact)
+    hnsw = getattr(index, "hnsw", None)
+    if hnsw is None:  # another approximate kind: recall only
+        D, I = index.search(qvecs, 10)
+        out["recall_at_10"] = recall_at_k(I, I_ref[:, :10], 10, found_scores=D, reference_scores=D_ref[:, :10])
+        return out
+    configured = hnsw.efSearch
+    out["ef_search"] = configured
+    sweep = {}
+    try:
+        for ef in sorted({configured, 256, 512, 1024}):
+            hnsw.efSearch = ef
+            D, I = index.search(qvecs, 10)
+            sweep[ef] = {"recall_at_10": recall_at_k(I, I_ref[:, :10], 10, found_scores=D,
+                                                     reference_scores=D_ref[:, :10]),
+                         "search_p50_ms": single_query_p50(index)}
+    finally:
+        hnsw.efSearch = configured
+    out["recall_at_10"] = sweep[configured]["recall_at_10"]
+    out["ef_sweep"] = sweep
+    return out
 
 
 def _phase_scale(settings: Settings, engine, resolved: list[str], factors: list[int], reps: int,
@@ -621,8 +682,9 @@ def _scale_figures(r: dict, n_c: int, n_s: int, texts_per_s: tuple[float, float]
                f"vectors, so query encoding is not included", at_most=SCALE_P50_MS),
         Figure(sec, "retrieval p95", r["p95_ms"], "ms", "same runs"),
     ]
-    for k, v in r["stage_median_ms"].items():
-        figs.append(Figure(sec, f"stage median: {k}", v, "ms", "same runs, Engine._rank's own timings"))
+    for i, (k, v) in enumerate(r["stage_median_ms"].items()):
+        figs.append(Figure(sec, f"stage median: {k}", v, "ms", "same runs, Engine._rank's own timings" if i == 0
+                           else "same"))
     figs += [
         Figure(sec, "sentence BM25 p50 (answer stage)", r["sentence_bm25_p50_ms"], "ms",
                f"bm25s get_scores over {r['sentences']:,} synthetic sentences, as ask() does for every question"),
@@ -632,22 +694,29 @@ def _scale_figures(r: dict, n_c: int, n_s: int, texts_per_s: tuple[float, float]
                f"chunks.json would add ≈{r['chunks_json_bytes_extrapolated'] / 2**20:,.0f} MiB (×{f} the real one, "
                "extrapolated)"),
         Figure(sec, "memory (RSS delta)", r["rss_delta_bytes"] / 2**20, "MiB",
-               "psutil RSS of a fresh process after building vectors, FAISS, both BM25 indexes and token lists, "
-               "minus before (real index loaded)"),
-        Figure(sec, "peak RSS of that process", r["maxrss_kib"] / 1024, "MiB",
-               "ru_maxrss, includes the exact reference index when recall is measured"),
+               "psutil RSS of a fresh process after building FAISS, sentence vectors, both BM25 indexes and token "
+               "lists, minus before (real index loaded); chunk texts and Chunk objects are not synthesised"),
+        Figure(sec, "peak RSS of that process", r["peak_kib"] / 1024, "MiB",
+               "VmHWM at the end; includes the exact reference index when recall is measured"),
         Figure(sec, f"FAISS build ({r['faiss_kind']})", r["faiss_build_s"], "s",
                f"make_faiss on {r['chunks']:,} vectors (HNSW above HNSW_THRESHOLD={r['hnsw_threshold']:,})"),
         Figure(sec, "BM25 build (chunks + sentences)", r["bm25_build_s"], "s",
                f"bm25s index of {r['chunks']:,} + {r['sentences']:,} documents recombined from real sentence tokens"),
     ]
     if "recall_at_10" in r:
-        figs += [
-            Figure(sec, "HNSW recall@10 vs exact", r["recall_at_10"], "", f"top 10 of {r['faiss_kind']} vs "
-                   f"IndexFlatIP for {r['queries']} real query vectors (ties within 1e-5 count)", at_least=RECALL_MIN),
-            Figure(sec, "exact IndexFlatIP search p50 (for comparison)", r["exact_search_p50_ms"], "ms",
-                   f"one query at a time, top {min(50, r['chunks'])}, same vectors"),
-        ]
+        ef = f" (efSearch={r['ef_search']}, as make_faiss sets it)" if "ef_search" in r else ""
+        figs.append(Figure(
+            sec, f"approximate recall@10 vs exact{ef}", r["recall_at_10"], "",
+            f"top 10 of {r['faiss_kind']} vs IndexFlatIP for {r['queries']} real query vectors (ties within 1e-5 "
+            f"count); hard data: median gap between the exact 10th and 11th score is "
+            f"{r['gap_10th_11th_median']:.5f}, 1st to 10th {r['spread_1st_10th_median']:.4f}", at_least=RECALL_MIN))
+        for e, v in r.get("ef_sweep", {}).items():
+            if int(e) != r.get("ef_search"):
+                figs.append(Figure(sec, f"diagnostic: recall@10 at efSearch={e}", v["recall_at_10"], "",
+                                   f"same queries after hnsw.efSearch={e}; search p50 {v['search_p50_ms']:.2f} ms "
+                                   f"(top {min(50, r['chunks'])}, one query at a time)"))
+        figs.append(Figure(sec, "exact IndexFlatIP search p50 (for comparison)", r["exact_search_p50_ms"], "ms",
+                           f"one query at a time, top {min(50, r['chunks'])}, same vectors"))
     s_tps, c_tps = texts_per_s
     enc = n_c * f / c_tps + n_s * f / s_tps
     figs.append(Figure(sec, "extrapolated encode time of real texts", enc / 60, "min",
@@ -728,7 +797,7 @@ def main(args, settings: Settings) -> int:
     detail["warm"], resolved = phase("warm ask()", _phase_warm, engine, questions, quick, say)
     (threads,) = phase("torch threads", _phase_threads, engine, resolved[: 30 if quick else 80], say)
     detail["warm"].update(threads)
-    (build,) = phase("build", _phase_build, engine, settings, 1 if quick else 2, say)
+    (build,) = phase("build", _phase_build, engine, settings, 1 if quick else 2, not quick, say)
     detail["build"] = build
     (detail["scale"],) = phase("scale", _phase_scale, settings, engine, resolved, factors, 1 if quick else 3,
                                (build["sentences_per_s"], build["chunks_per_s"]), say)
