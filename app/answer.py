@@ -93,7 +93,8 @@ def clause_spans(sentence: str) -> list[Clause]:
     return out or [Clause(0, len(sentence), sentence)]
 
 
-_DEF = re.compile(r"什么是|是什么|指什么|什么意思|含义|定义|意思是|有哪些|包括哪些|包括什么|哪几|指的是|"
+_DEF = re.compile(r"什么是|是什么|指什么|什么意思|含义|定义|意思是|有哪些|包括哪些|包括什么|哪几|指的是|什么叫|啥意思|"
+                  r"啥是|是啥|哪[一二三四五六七八九十两几]个|分别是|"
                   r"what is|what does|what are|mean|definition|which are", re.I)
 
 
@@ -102,8 +103,14 @@ def is_definition_question(question: str) -> bool:
 
 
 def has_figure(text: str) -> bool:
-    """A figure other than a bare year (a "2025 年" in a title answers no "多少")."""
-    return any(not re.fullmatch(r"(19|20)\d\d年?", f) for f in figures(normalize(text)))
+    """An amount: a number with a unit, decimals or %, not a year or a date
+    (a "2025 年" in a title or "1 月 20 日" answers no "多少")."""
+    for f in figures(normalize(text)):
+        if re.fullmatch(r"(19|20)\d\d年?", f):
+            continue  # a year is not an amount
+        if re.search(r"\D", f) or "." in f:
+            return True  # has a unit, a decimal point or a percent sign
+    return False
 
 
 def best_span(question: str, sentence: str) -> tuple[int, int]:
@@ -131,7 +138,8 @@ def best_span(question: str, sentence: str) -> tuple[int, int]:
     return best.start, best.end
 
 
-FEATURES = ("dense", "dense_xl", "cov_sentence", "cov_chunk", "absent", "numeric_missing", "crosslingual")
+FEATURES = ("dense", "dense_xl", "cov_sentence", "cov_chunk", "absent", "numeric_missing", "crosslingual",
+            "year_mismatch")
 
 
 def feature_vector(signals: dict) -> list[float]:
@@ -139,7 +147,8 @@ def feature_vector(signals: dict) -> list[float]:
     xl = 1.0 if signals.get("crosslingual") else 0.0
     d = (float(signals.get("dense", 0.0)) - 0.8) * 10
     return [d, d * xl, float(signals.get("cov_sentence", 0.0)), float(signals.get("cov_chunk", 0.0)),
-            float(signals.get("absent", 0.0)), 1.0 if signals.get("numeric_missing") else 0.0, xl]
+            float(signals.get("absent", 0.0)), 1.0 if signals.get("numeric_missing") else 0.0, xl,
+            1.0 if signals.get("year_mismatch") else 0.0]
 
 
 @dataclass(frozen=True)
@@ -150,10 +159,11 @@ class Refusal:
     here); features: see `feature_vector`."""
 
     # `python -m app eval --calibrate` on eval/questions.jsonl (268 questions, 36 unanswerable), sign-constrained,
-    # threshold keeping false refusals ≤ 5%: in-sample refusal recall 0.528 / false refusal 0.047; 5-fold CV the same.
-    weights: tuple[float, ...] = (1.0102, 0.1846, 1.7512, 1.7077, 0.0, -2.0029, 2.2055)
-    bias: float = -0.7517
-    threshold: float = 0.603512
+    # threshold keeping false refusals ≤ 5%: in-sample refusal recall 0.611 / false refusal 0.047;
+    # 5-fold CV 0.528 / 0.052.
+    weights: tuple[float, ...] = (1.2519, 1.9476, 1.7655, 1.5246, 0.0, -1.4145, 3.1394, -2.3621)
+    bias: float = -0.9395
+    threshold: float = 0.577543
 
     def probability(self, signals: dict) -> float:
         import math
@@ -165,8 +175,8 @@ class Refusal:
         return self.probability(signals) >= self.threshold
 
 
-_LOWER = [0, 0, 0, 0, -1e9, -1e9, -1e9]
-_UPPER = [1e9, 1e9, 1e9, 1e9, 0, 0, 1e9]
+_LOWER = [0, 0, 0, 0, -1e9, -1e9, -1e9, -1e9]
+_UPPER = [1e9, 1e9, 1e9, 1e9, 0, 0, 1e9, 0]
 
 
 def fit_refusal(rows: list[tuple[dict, bool]], max_false_refusal: float = 0.05, l2: float = 0.001) -> Refusal:

@@ -287,6 +287,10 @@ class Engine:
                                     for s in sent_ids], dtype=np.float32)
             numeric = is_numeric_question(resolved)
             total = cfg.sentence_dense * sdense + cfg.sentence_lexical * slex_n + cfg.sentence_chunk * chunk_score
+            if not re.search(r"[\u4e00-\u9fff]", resolved):
+                # no Chinese words to match: trust the chunk ranking (three signals) more than one
+                # short sentence's similarity, which favours generic lines across languages
+                total = total + cfg.sentence_chunk * chunk_score
             for i, sid in enumerate(sent_ids):
                 s = self.data.sentences[sid]
                 st = section_time(self.data.chunks[s.chunk].path)
@@ -299,7 +303,7 @@ class Engine:
                 elif definition and re.search(r"是指|指的是", s.text):
                     total[i] += 0.08  # otherwise a definition beats a mere mention
                 if s.text.rstrip("。：:") in self.data.chunks[s.chunk].path or len(s.text) < 8:
-                    total[i] -= 0.15  # a heading ("守好安全稳定底线。") names a topic, it answers nothing
+                    total[i] -= 0.25  # a heading ("守好安全稳定底线。") names a topic, it answers nothing
             if cfg.mode == "bm25":
                 total = slex_n + cfg.sentence_chunk * chunk_score
             bi = int(np.argmax(total))
@@ -318,7 +322,9 @@ class Engine:
         chunk = self.data.chunks[best_sent.chunk]
         han_terms = [w for w in content_terms(qnorm) if re.search(r"[\u4e00-\u9fff\d]", w)
                      and not re.fullmatch(r"(20\d\d年?|今年|去年|明年|目标|计划|多少)", w)]
-        signals = {"dense": best_dense, "crosslingual": not han_terms, "cov_sentence": 0.0, "cov_chunk": 0.0,
+        if not han_terms:  # Chinese too short for jieba words ("“慢粗虚”…"): fall back to its bigrams
+            han_terms = [t[1:] for t in tokenize(qnorm, normalized=True) if t.startswith("#")]
+        signals = {"dense": best_dense, "crosslingual": not re.search(r"[\u4e00-\u9fff]", resolved), "cov_sentence": 0.0, "cov_chunk": 0.0,
                    "absent": 0.0, "numeric_missing": is_numeric_question(resolved) and not has_figure(best_sent.text)}
         if han_terms:
             sent_hay = normalize(chunk.path[-1] + best_sent.text)
@@ -327,6 +333,12 @@ class Engine:
             signals["cov_sentence"] = sum(wt for w, wt in zip(han_terms, weights) if w in sent_hay) / sum(weights)
             signals["cov_chunk"] = sum(w in chunk_hay for w in han_terms) / len(han_terms)
             signals["absent"] = sum(w not in self._corpus_norm for w in han_terms) / len(han_terms)
+        asked_years = set(re.findall(r"20\d\d", resolved))
+        if asked_years:
+            # a year the answer's passage never mentions (and whose part is not about) — e.g. a 2023 question
+            have = set(re.findall(r"20\d\d", chunk.breadcrumb + chunk.text))
+            have |= {"past": {"2024"}, "future": {"2025"}}.get(section_time(chunk.path) or "", set())
+            signals["year_mismatch"] = bool(asked_years - have)
         score = best_dense if cfg.mode != "bm25" else signals["cov_sentence"]
         found = cfg.refusal.decide(signals) if cfg.mode != "bm25" else signals["cov_sentence"] >= 0.5
         if not found:
