@@ -59,7 +59,7 @@ class Answer:
     highlight_end: int
     score: float  # confidence: cosine of question and answer sentence
     resolved_question: str  # the question after follow-up resolution
-    passages: tuple[Passage, ...]  # best first; when not found, the nearest ("related") passages
+    passages: tuple[Passage, ...]  # the quote's own passage first, then by score; when not found, the nearest
     timings: dict = field(default_factory=dict, compare=False, repr=False)
     signals: dict = field(default_factory=dict, compare=False, repr=False)  # refusal inputs, for calibration
 
@@ -69,6 +69,7 @@ class RetrievalConfig:
     mode: str = "hybrid"  # "hybrid" | "dense" | "bm25"
     fusion: str = "rrf"  # "rrf" | "weighted"
     rrf_k: int = 60
+    bm25_weight: float = 1.0  # weight of the BM25 list in RRF (the two dense lists weigh 1)
     dense_weight: float = 0.5  # for "weighted" fusion
     candidates: int = 50  # per retriever, before fusion
     answer_chunks: int = 4  # sentences are drawn from this many top chunks
@@ -222,9 +223,9 @@ class Engine:
         t = time.perf_counter()
         fused: dict[int, float] = {}
         if cfg.fusion == "rrf" or cfg.mode != "hybrid":
-            for ranking in (dense_ids, sent_ids_rank, bm25_ids):
+            for ranking, weight in ((dense_ids, 1.0), (sent_ids_rank, 1.0), (bm25_ids, cfg.bm25_weight)):
                 for r, cid in enumerate(ranking):
-                    fused[cid] = fused.get(cid, 0.0) + 1.0 / (cfg.rrf_k + r + 1)
+                    fused[cid] = fused.get(cid, 0.0) + weight / (cfg.rrf_k + r + 1)
         else:
             dn, bn = _minmax(dense), _minmax(bm25)
             for cid in set(dense_ids) | set(bm25_ids) | set(sent_ids_rank):
@@ -316,6 +317,12 @@ class Engine:
                     mark[c] = self.data.sentences[sent_ids[j]]
         timings["answer"] = time.perf_counter() - t
 
+        if best_sent is not None:
+            # the passage the quote comes from leads the sources: sentence-level scoring has
+            # re-ranked it, and a reader expects the first source to hold the quoted sentence
+            owner = max(self._chunks_holding(best_sent), key=lambda c: fused.get(c, 0.0))
+            top = [owner] + [c for c in top if c != owner]
+            mark[owner] = best_sent
         passages = self._passages(top[:k], fused, mark)
         if best_sent is None:
             return self._not_found(q, resolved, passages, fused, 0.0, timings)
@@ -343,6 +350,10 @@ class Engine:
         found = cfg.refusal.decide(signals) if cfg.mode != "bm25" else signals["cov_sentence"] >= 0.5
         if not found:
             return replace(self._not_found(q, resolved, passages, fused, score, timings), signals=signals)
+        if best_sent.text.endswith(("；", "：", ";", ":")) and (definition or best_sent.text[-1] in "：:"):
+            # a list ("主要是：A；B；C。") or a lead-in ("……如下：") answers only with what follows,
+            # up to the end of the full sentence
+            best_sent = self._extend_to_period(best_sent)
         if chunk.path[0] == "名词解释" and best_sent.chunk in gloss:
             # a glossary entry is one unit: quote it whole ("三多", "三少", "三慢" are three sentences)
             best_sent = Sentence(-1, chunk.id, best_sent.section, chunk.text, chunk.start, chunk.end, chunk.offsets)
@@ -355,6 +366,19 @@ class Engine:
             score=round(score, 4), resolved_question=resolved, passages=passages, timings=timings,
             signals=signals,
         )
+
+    def _extend_to_period(self, s: Sentence, limit: int = 300) -> Sentence:
+        sents = self.data.sentences
+        parts = [s]
+        while (parts[-1].text[-1] in "；：;:" and parts[-1].id + 1 < len(sents)
+               and sents[parts[-1].id + 1].section == s.section
+               and sum(len(p.text) for p in parts) + len(sents[parts[-1].id + 1].text) <= limit):
+            parts.append(sents[parts[-1].id + 1])
+        if len(parts) == 1:
+            return s
+        offsets = tuple(o for p in parts for o in p.offsets)
+        # the sentences are adjacent in the cleaned text, so joining them keeps it verbatim
+        return Sentence(s.id, s.chunk, s.section, "".join(p.text for p in parts), s.start, parts[-1].end, offsets)
 
     def _passages(self, ids, fused, mark) -> tuple[Passage, ...]:
         out = []

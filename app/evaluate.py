@@ -164,6 +164,7 @@ CONFIGS = {
     "dense": {"mode": "dense"},
     "hybrid": {"mode": "hybrid", "fusion": "rrf"},
     "hybrid-weighted": {"mode": "hybrid", "fusion": "weighted"},
+    "hybrid-bm25x0.5": {"mode": "hybrid", "fusion": "rrf", "bm25_weight": 0.5},
 }
 
 

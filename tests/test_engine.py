@@ -6,11 +6,13 @@ import sys
 
 import pytest
 
-from app.answer import best_span, clause_spans, resolve_followup, time_frame
+from app.answer import Refusal, best_span, clause_spans, resolve_followup, time_frame
 from app.engine import MAX_QUESTION_CHARS, Answer, Passage
 from app.errors import QuestionError
 
 from .conftest import REPORT
+
+ALWAYS = Refusal(weights=(0.0,) * 8, bias=10.0, threshold=0.5)
 
 
 def test_answer_and_passage_are_frozen(fake_engine):
@@ -23,7 +25,15 @@ def test_answer_and_passage_are_frozen(fake_engine):
 def test_passages_are_at_most_k_and_best_first(fake_engine):
     a = fake_engine.ask("新增就业多少人", k=3)
     assert len(a.passages) <= 3
-    assert [p.score for p in a.passages] == sorted((p.score for p in a.passages), reverse=True)
+    rest = [p.score for p in a.passages[1:]]
+    assert rest == sorted(rest, reverse=True)
+
+
+def test_the_quotes_own_passage_comes_first(fake_engine):
+    a = fake_engine.with_config(refusal=ALWAYS).ask("新增就业多少人", k=3)
+    first = a.passages[0]
+    assert a.found and first.start <= a.start and a.end <= first.end
+    assert (first.mark_start, first.mark_end) == (a.start, a.end)
 
 
 def test_quotes_are_verbatim_from_the_file_at_their_offsets(fake_engine):
