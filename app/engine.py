@@ -87,12 +87,13 @@ class RetrievalConfig:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # lone surrogates (JSON allows "\ud800") cannot be encoded
 
 
 def clean_question(question: object) -> str:
     if not isinstance(question, str):
         raise QuestionError(f"question must be a string, got {type(question).__name__}")
-    q = _CONTROL.sub(" ", question).strip()
+    q = _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", question)).strip()
     if not q:
         raise QuestionError("question is empty: type a question about the report, e.g. 2024年地区生产总值是多少？")
     if len(q) > MAX_QUESTION_CHARS:

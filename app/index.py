@@ -177,9 +177,11 @@ def build_index(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        for old in index_dir.iterdir():  # old builds and crashed temp folders
+        for old in index_dir.iterdir():  # old builds, crashed temp folders and pointer files
             if old.is_dir() and old != final and (old.name.startswith("build-") or old.name.startswith(".tmp-")):
                 shutil.rmtree(old, ignore_errors=True)
+            elif old.is_file() and old.name.startswith(".CURRENT-"):
+                old.unlink(missing_ok=True)
         return final, errors
 
 
