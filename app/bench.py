@@ -118,7 +118,8 @@ def recall_at_k(found: np.ndarray, reference: np.ndarray, k: int, *, found_score
     """
     found, reference = np.asarray(found), np.asarray(reference)
     if found.ndim != 2 or reference.ndim != 2 or len(found) != len(reference):
-        raise ValueError(f"found {found.shape} and reference {reference.shape} must be (queries, k) arrays of equal length")
+        raise ValueError(f"found {found.shape} and reference {reference.shape}: "
+                         "both must be (queries, k) arrays with the same number of queries")
     if not 1 <= k <= min(found.shape[1], reference.shape[1]):
         raise ValueError(f"k={k} must be from 1 to the result width {min(found.shape[1], reference.shape[1])}")
     if (found_scores is None) != (reference_scores is None):
@@ -338,7 +339,8 @@ def _load_questions(path: Path = QUESTIONS) -> list[tuple[str, tuple[str, ...]]]
                 d = json.loads(line)
                 out.append((d["question"], tuple(d.get("history") or ())))
             except (ValueError, KeyError) as exc:
-                raise BenchError(f"{path}:{n} is not an eval question ({exc}): fix the line or restore the file") from None
+                raise BenchError(f"{path}:{n} is not an eval question ({exc}): "
+                                 "fix the line or restore the file") from None
     if not out:
         raise BenchError(f"{path} has no questions: the warm-latency phase needs the eval set")
     return out
@@ -441,7 +443,8 @@ def _phase_warm(engine, questions, quick: bool, say) -> tuple[list[Figure], dict
                            ("median of Answer.timings[stage] over the same asks" if i == 0 else "same")
                            + (f" ({len(vs)} of {len(walls)} answers have it)" if len(vs) != len(walls) else "")))
     detail = {"asks": len(walls), "p50_ms": p50, "p95_ms": p95, "max_ms": max(walls),
-              "mean_ms": statistics.fmean(walls), "stage_median_ms": {k: statistics.median(v) for k, v in stages.items()}}
+              "mean_ms": statistics.fmean(walls),
+              "stage_median_ms": {k: statistics.median(v) for k, v in stages.items()}}
     return figs, detail, resolved
 
 
@@ -704,11 +707,11 @@ def _scale_figures(r: dict, n_c: int, n_s: int, texts_per_s: tuple[float, float]
                f"bm25s index of {r['chunks']:,} + {r['sentences']:,} documents recombined from real sentence tokens"),
     ]
     if "recall_at_10" in r:
-        ef = f" (efSearch={r['ef_search']}, as make_faiss sets it)" if "ef_search" in r else ""
+        ef = f" (efSearch={r['ef_search']})" if "ef_search" in r else ""
         figs.append(Figure(
-            sec, f"approximate recall@10 vs exact{ef}", r["recall_at_10"], "",
-            f"top 10 of {r['faiss_kind']} vs IndexFlatIP for {r['queries']} real query vectors (ties within 1e-5 "
-            f"count); hard data: median gap between the exact 10th and 11th score is "
+            sec, f"{r['faiss_kind']} recall@10 vs exact{ef}", r["recall_at_10"], "",
+            f"efSearch as make_faiss sets it; top 10 vs IndexFlatIP for {r['queries']} real query vectors "
+            f"(ties within 1e-5 count); hard data: median gap between the exact 10th and 11th score is "
             f"{r['gap_10th_11th_median']:.5f}, 1st to 10th {r['spread_1st_10th_median']:.4f}", at_least=RECALL_MIN))
         for e, v in r.get("ef_sweep", {}).items():
             if int(e) != r.get("ef_search"):
@@ -761,19 +764,18 @@ def main(args, settings: Settings) -> int:
     log = Console(stderr=True)
     say: Callable[[str], None] = lambda m: log.print(f"[dim]bench[/dim] {m}", highlight=False)  # noqa: E731
     started, t_all, watch_all = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.monotonic(), _CpuWatch()
-    load_before = os.getloadavg()
-    if load_before[0] > 0.5:
-        say(f"[yellow]load average is {load_before[0]:.2f} before starting: another process is busy, "
-            "timings will be inflated[/yellow]")
+    load_before, probe = os.getloadavg(), _CpuWatch()
+    time.sleep(1.0)
+    if (busy_before := probe.other_cores()) > BUSY_WARN:
+        say(f"[yellow]other processes use {busy_before:.2f} cores right now: timings will be inflated[/yellow]")
     questions = _load_questions()
 
     # The cold-start children need a current index; build it (in this process) only if missing/stale.
     docs, _ = load_corpus(settings.corpus_dir)
     try:
         load_index(settings.index_dir, expected_manifest(docs, settings.model, None, settings.chunk))
-    except IndexError_ as exc:
-        say(f"{exc} — building it first")
-        Engine.open(settings, progress=say)
+    except IndexError_:
+        Engine.open(settings, progress=say)  # says why it (re)builds
 
     figs: list[Figure] = []
     detail: dict = {}
@@ -807,11 +809,14 @@ def main(args, settings: Settings) -> int:
     figs.append(Figure("machine", "CPU used by other processes during the bench", other, "cores",
                        f"(system busy CPU − this bench's own, incl. children) ÷ wall time; on {os.cpu_count()} "
                        f"cores; above {BUSY_WARN} the timings are inflated by contention"))
+    for name, cores in busy.items():
+        figs.append(Figure("machine", f"… during {name}", cores, "cores", "same, over that phase only"))
     result = {
         "started": started, "seconds": time.monotonic() - t_all, "quick": quick, "scales": factors,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-                    "other_processes_cores": other, "other_processes_cores_by_phase": busy},
+                    "other_processes_cores_before": busy_before, "other_processes_cores": other,
+                    "other_processes_cores_by_phase": busy},
         "settings": {"corpus": str(settings.corpus_dir), "index": str(settings.index_dir), "model": settings.model,
                      "chunk": asdict(settings.chunk)},
         "figures": [x.to_json() for x in figs],
@@ -828,7 +833,7 @@ def main(args, settings: Settings) -> int:
     _table(figs, console)
     missed = [x for x in figs if x.passed is False]
     console.print(f"{len(missed)} of {sum(x.passed is not None for x in figs)} targets missed"
-                  + (": " + "; ".join(f"{x.section} {x.name} {_fmt(x.value, x.unit)} {x.unit} (target {x.target})"
+                  + (": " + "; ".join(f"{x.section} {x.name} {_fmt(x.value, x.unit)}{' ' + x.unit if x.unit else ''} (target {x.target})"
                                       for x in missed) if missed else ""), highlight=False)
     if other > BUSY_WARN:
         console.print(f"[yellow]other processes used {other:.2f} cores on average during the run: "

@@ -35,6 +35,10 @@ class Embedder(Protocol):
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
 def cache_dir() -> Path:
     env = os.environ.get("APP_CACHE_DIR")
     if env:
@@ -94,6 +98,12 @@ class SentenceTransformerEmbedder:
 
     def _encode(self, texts: Sequence[str], kind: str, progress: bool = False) -> np.ndarray:
         model = self._load()
+        import torch
+
+        # One thread per question: as fast on a quiet 2-core machine (26 vs 23 ms, `app bench`) and
+        # 4x faster when another process or another chat session holds the other core; batches
+        # of documents (index builds) use every core.
+        torch.set_num_threads(self._threads or (1 if kind == "query" else _cores()))
         fn = model.encode_query if kind == "query" else model.encode_document
         vecs = fn(list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
                   show_progress_bar=progress)

@@ -73,7 +73,8 @@ def make_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
     if len(vectors) > hnsw_threshold:
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
+        # `app bench` at 98k chunks: efSearch 128 → recall@10 0.84, 512 → 0.96, 1024 → 0.98 (1.5 ms/query)
+        index.hnsw.efSearch = 1024
     else:
         # Vectors are L2-normalised, so inner product = cosine similarity.
         index = faiss.IndexFlatIP(dim)

@@ -77,3 +77,26 @@ def real_engine(tmp_path_factory):
 
     s = Settings(index_dir=tmp_path_factory.mktemp("real-index"))
     return Engine.open(s)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(real_engine):
+    """The web chat over the real engine on a free loopback port, shared by the UI and load tests."""
+    import os
+
+    from app.ui import build_ui, launch_options
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage pings
+    port = free_port()
+    demo = build_ui(real_engine)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()

@@ -6,7 +6,6 @@ directly, so `playwright install` is not needed. Screenshots go to test-output/.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,23 +20,6 @@ pytestmark = [
     pytest.mark.model,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: `apt-get install chromium` to run the browser tests"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(real_engine):
-    from app.ui import build_ui, launch_options
-
-    port = _free_port()
-    demo = build_ui(real_engine)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ Throughput and p95 latency are printed (run with -s), never asserted.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -24,33 +23,8 @@ POOL = 32  # distinct questions spread over the clients (asking all 78 candidate
 REQUEST_TIMEOUT = 120  # seconds, per request: a bound against hangs, not a speed requirement
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _squash(text: str) -> str:
     return "".join(text.split())
-
-
-@pytest.fixture(scope="module")
-def server(real_engine, monkeypatch_module):
-    from app.ui import build_ui, launch_options
-
-    monkeypatch_module.setenv("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage pings
-    port = _free_port()
-    demo = build_ui(real_engine)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
 
 
 @pytest.fixture(scope="module")
