@@ -29,7 +29,7 @@ QUESTIONS = ROOT / "eval" / "questions.jsonl"
 RESULTS = ROOT / "eval" / "results"
 DEFAULT = "hybrid"
 # Floors for CI (`app eval --check`), set a little under the measured figures of the default.
-FLOORS = {"hit@1": 0.82, "hit@5": 0.95, "em": 0.79, "refusal_recall": 0.45, "false_refusal_max": 0.07}
+FLOORS = {"hit@1": 0.84, "hit@5": 0.95, "em": 0.82, "refusal_recall": 0.55, "false_refusal_max": 0.07}
 
 
 @dataclass(frozen=True)
