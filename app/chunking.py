@@ -10,7 +10,9 @@ source file.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from typing import Sequence
 
 from .corpus import Section, Span
 
@@ -37,7 +39,7 @@ class Sentence:
     text: str
     start: int
     end: int
-    offsets: tuple[int, ...]
+    offsets: Sequence[int]  # per character, its offset in the source file
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Chunk:
     text: str
     start: int
     end: int
-    offsets: tuple[int, ...]
+    offsets: Sequence[int]  # per character, its offset in the source file
 
     @property
     def breadcrumb(self) -> str:
@@ -98,10 +100,9 @@ def chunk_sections(sections: list[Section], settings: ChunkSettings) -> tuple[li
             if not span.text:
                 continue
             chunks.append(Chunk(len(chunks), sid, sec.source, sec.path, span.text, span.start, span.end, span.offsets))
+        starts = [c.start for c in chunks[first_chunk:]]
         for sent in split_sentences(body):
-            owner = next(
-                (c.id for c in chunks[first_chunk:] if c.start <= sent.start < c.end),
-                first_chunk,
-            )
+            # the last chunk starting at or before the sentence holds it (chunks are in file order)
+            owner = first_chunk + max(0, bisect_right(starts, sent.start) - 1)
             sentences.append(Sentence(len(sentences), owner, sid, sent.text, sent.start, sent.end, sent.offsets))
     return chunks, sentences

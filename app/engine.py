@@ -377,7 +377,7 @@ class Engine:
             parts.append(sents[parts[-1].id + 1])
         if len(parts) == 1:
             return s
-        offsets = tuple(o for p in parts for o in p.offsets)
+        offsets = [o for p in parts for o in p.offsets]
         # the sentences are adjacent in the cleaned text, so joining them keeps it verbatim
         return Sentence(s.id, s.chunk, s.section, "".join(p.text for p in parts), s.start, parts[-1].end, offsets)
 

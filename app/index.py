@@ -91,7 +91,7 @@ def expected_manifest(docs: list[Doc], model_id: str, dim: int | None, chunk: Ch
     }
 
 
-def _runs(offsets: tuple[int, ...]) -> list[list[int]]:
+def _runs(offsets) -> list[list[int]]:
     """Run-length encode offsets as [text_index, file_offset, length] (they are mostly contiguous)."""
     runs: list[list[int]] = []
     for i, o in enumerate(offsets):
@@ -102,11 +102,13 @@ def _runs(offsets: tuple[int, ...]) -> list[list[int]]:
     return runs
 
 
-def _unruns(runs: list[list[int]]) -> tuple[int, ...]:
-    out: list[int] = []
+def _unruns(runs: list[list[int]]):
+    from array import array
+
+    out = array("q")
     for _, o, n in runs:
         out.extend(range(o, o + n))
-    return tuple(out)
+    return out
 
 
 def build_index(
