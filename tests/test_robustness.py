@@ -203,7 +203,7 @@ def _large_report(path: Path, megabytes: float) -> None:
 @pytest.mark.parametrize("megabytes", [
     1,
     pytest.param(20, marks=pytest.mark.skipif(not os.environ.get("APP_SLOW_TESTS"),
-                                              reason="~2 min and ~3 GB: set APP_SLOW_TESTS=1 to run")),
+                                              reason="~2 min and ~2.6 GB: set APP_SLOW_TESTS=1 to run")),
 ])
 def test_a_large_text_file_is_indexed_whole(settings, megabytes):
     big = settings.corpus_dir / "big.txt"
