@@ -84,12 +84,11 @@ class Clause:
 
 
 def clause_spans(sentence: str) -> list[Clause]:
-    out, pos = [], 0
+    out = []
     for m in re.finditer(r"(?:[^，,；;：:]|(?<=\d),(?=\d))+[，,；;：:]?", sentence):
         text = m.group().rstrip("，,；;：:。")
         if text.strip():
             out.append(Clause(m.start(), m.start() + len(text), text))
-        pos = m.end()
     return out or [Clause(0, len(sentence), sentence)]
 
 
@@ -139,7 +138,7 @@ def best_span(question: str, sentence: str) -> tuple[int, int]:
 
 
 FEATURES = ("dense", "dense_xl", "cov_sentence", "cov_chunk", "absent", "numeric_missing", "crosslingual",
-            "year_mismatch")
+            "year_mismatch")  # the order of `feature_vector` and of `Refusal.weights`
 
 
 def feature_vector(signals: dict) -> list[float]:

@@ -52,16 +52,13 @@ def answer_to_json(answer) -> str:
     return json.dumps(d, ensure_ascii=False, indent=2)
 
 
-def format_answer(answer, color: bool = False) -> str:
+def format_answer(answer) -> str:
     """Plain-text rendering: the quote with the span in 【】, its section, then the sources."""
     lines = []
     if answer.found:
-        a = answer.highlight_start - answer.start
-        b = answer.highlight_end - answer.start
-        # offsets are into the file; the text may skip page-break newlines, so locate by content
-        i = answer.text.find(answer.highlight)
-        if i >= 0:
-            a, b = i, i + len(answer.highlight)
+        # offsets are into the file and the text may skip page-break newlines: locate by content
+        a = max(0, answer.text.find(answer.highlight))
+        b = a + len(answer.highlight)
         lines.append(f"「{answer.text[:a]}【{answer.text[a:b]}】{answer.text[b:]}」")
         lines.append(f"—— {answer.section}（{answer.source}，第 {answer.start}–{answer.end} 字符）")
     else:

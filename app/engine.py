@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -126,7 +124,6 @@ class Engine:
         for s in data.sentences:
             for c in self._chunks_holding(s):
                 self._sent_by_chunk.setdefault(c, []).append(s.id)
-        self._lock = threading.Lock()
         # The report's glossary is a dictionary: a question naming a term gets its entry.
         self._glossary: dict[str, list[int]] = {}
         for c in data.chunks:

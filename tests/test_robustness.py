@@ -190,7 +190,7 @@ def _large_report(path: Path, megabytes: float) -> None:
     paragraphs = [p for p in REPORT.read_text(encoding="utf-8").split("\n\n") if p.strip()]
     out, size, i = [], 0, 0
     while size < megabytes * 2**20:
-        p = re.sub(r"\d+", lambda m: str((int(m.group()) * 7 + i) % 10_000), paragraphs[i % len(paragraphs)])
+        p = re.sub(r"\d+", lambda m, i=i: str((int(m.group()) * 7 + i) % 10_000), paragraphs[i % len(paragraphs)])
         out.append(p)
         size += len(p.encode()) + 2
         i += 1
