@@ -120,9 +120,16 @@ class Engine:
         self._bm25_chunks.index([list(t) or ["∅"] for t in data.chunk_tokens], show_progress=False)
         self._bm25_sents = bm25s.BM25()
         self._bm25_sents.index([list(t) or ["∅"] for t in data.sentence_tokens], show_progress=False)
+        # A sentence belongs to every chunk of its section that overlaps it (chunks may overlap);
+        # computed once here, the query path only looks it up.
+        self._holders: list[tuple[int, ...]] = [
+            (s.chunk, *(c.id for c in data.chunks[s.chunk + 1 : s.chunk + 4]
+                        if c.section == s.section and c.start < s.end and s.start < c.end))
+            for s in data.sentences
+        ]
         self._sent_by_chunk: dict[int, list[int]] = {}
         for s in data.sentences:
-            for c in self._chunks_holding(s):
+            for c in self._holders[s.id]:
                 self._sent_by_chunk.setdefault(c, []).append(s.id)
         # The report's glossary is a dictionary: a question naming a term gets its entry.
         self._glossary: dict[str, list[int]] = {}
@@ -156,13 +163,6 @@ class Engine:
             if term in qnorm:
                 out.extend(c for c in self._glossary[term] if c not in out)
         return out
-
-    def _chunks_holding(self, s) -> list[int]:
-        # A sentence belongs to every chunk of its section that overlaps it (chunks may overlap).
-        return [s.chunk] + [
-            c.id for c in self.data.chunks[s.chunk + 1 : s.chunk + 4]
-            if c.section == s.section and c.start < s.end and s.start < c.end
-        ]
 
     # ------------------------------------------------------------------ opening
 
@@ -209,7 +209,7 @@ class Engine:
                 best_per_chunk.setdefault(c, float(sims[sid]))
             sent_ids_rank = sorted(best_per_chunk, key=lambda c: -best_per_chunk[c])[:cand]
         else:
-            dense_ids, sent_ids_rank = [], []
+            dense_ids, sent_ids_rank, sims = [], [], None
         timings["dense_search"] = time.perf_counter() - t
         t = time.perf_counter()
         tokens = tokenize(qnorm, normalized=True)
@@ -236,7 +236,7 @@ class Engine:
                     fused[cid] *= cfg.time_penalty
         order = sorted(fused, key=lambda c: (-fused[c], c))
         timings["fusion"] = time.perf_counter() - t
-        return order, fused, tokens, tf
+        return order, fused, tokens, tf, sims
 
     def ask(self, question: object, k: int = 5, history: Sequence[str] = (), *,
             config: RetrievalConfig | None = None) -> Answer:
@@ -259,7 +259,7 @@ class Engine:
         timings["encode"] = time.perf_counter() - t
         if qvec is None:
             qvec = np.zeros(self.data.sentence_vectors.shape[1], dtype=np.float32)
-        order, fused, tokens, tf = self._rank(resolved, qnorm, qvec, cfg, timings)
+        order, fused, tokens, tf, sims = self._rank(resolved, qnorm, qvec, cfg, timings)
 
         t = time.perf_counter()
         definition = is_definition_question(resolved)
@@ -274,15 +274,15 @@ class Engine:
         sent_ids = sorted({s for c in pool for s in self._sent_by_chunk.get(c, [])})
         best_sent, best_dense, mark = None, 0.0, {}
         if sent_ids:
-            svecs = self.data.sentence_vectors[sent_ids]
-            sdense = svecs @ qvec
+            # reuse the similarities the sentence ranking already computed
+            sdense = sims[sent_ids] if sims is not None else self.data.sentence_vectors[sent_ids] @ qvec
             slex = np.zeros(len(sent_ids), dtype=np.float32)
             if tokens:
                 allscores = self._bm25_sents.get_scores(tokens)
                 slex = allscores[sent_ids].astype(np.float32)
             slex_n = slex / slex.max() if slex.max() > 0 else slex
             fmax = max(fused.values()) if fused else 1.0
-            chunk_score = np.array([max(fused.get(c, 0.0) for c in self._chunks_holding(self.data.sentences[s])) / fmax
+            chunk_score = np.array([max(fused.get(c, 0.0) for c in self._holders[s]) / fmax
                                     for s in sent_ids], dtype=np.float32)
             numeric = is_numeric_question(resolved)
             total = cfg.sentence_dense * sdense + cfg.sentence_lexical * slex_n + cfg.sentence_chunk * chunk_score
@@ -309,7 +309,7 @@ class Engine:
             best_sent = self.data.sentences[sent_ids[bi]]
             best_dense = float(sdense[bi])
             for c in top[:k]:  # the best sentence of each shown passage, for marking
-                ids = [i for i, sid in enumerate(sent_ids) if c in self._chunks_holding(self.data.sentences[sid])]
+                ids = [i for i, sid in enumerate(sent_ids) if c in self._holders[sid]]
                 if ids:
                     j = max(ids, key=lambda i: total[i])
                     mark[c] = self.data.sentences[sent_ids[j]]
@@ -318,7 +318,7 @@ class Engine:
         if best_sent is not None:
             # the passage the quote comes from leads the sources: sentence-level scoring has
             # re-ranked it, and a reader expects the first source to hold the quoted sentence
-            owner = max(self._chunks_holding(best_sent), key=lambda c: fused.get(c, 0.0))
+            owner = max(self._holders[best_sent.id], key=lambda c: fused.get(c, 0.0))
             top = [owner] + [c for c in top if c != owner]
             mark[owner] = best_sent
         passages = self._passages(top[:k], fused, mark)

@@ -123,10 +123,11 @@ def run_eval(engine, questions: list[EvalQuestion], config_name: str, k: int = 1
 def _ranx(recs: list[dict], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
     from ranx import Qrels, Run, evaluate
 
-    ids = [r["id"] for r in recs if r["answerable"] and r["id"] in qrels]
-    if not ids:
+    runs = {r["id"]: r["run"] or {"none": 0.0} for r in recs if r["answerable"] and r["id"] in qrels}
+    if not runs:
         return {"mrr@10": float("nan"), "ndcg@10": float("nan")}
-    run = {i: next(r["run"] for r in recs if r["id"] == i) or {"none": 0.0} for i in ids}
+    ids = list(runs)
+    run = runs
     res = evaluate(Qrels({i: qrels[i] for i in ids}), Run(run), ["mrr@10", "ndcg@10"], make_comparable=True)
     return {k: float(v) for k, v in res.items()}
 

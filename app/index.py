@@ -218,10 +218,10 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
     if expect is not None:
         got, want = manifest["model"], expect["model"]
         if got["id"] != want["id"] or (want["dim"] is not None and got["dim"] != want["dim"]):
+            want_dim = "" if want["dim"] is None else f" (dimension {want['dim']})"
             raise StaleIndexError(
                 f"{index_dir} was built with model {got['id']!r} (dimension {got['dim']}); the configured model is "
-                f"{want['id']!r}{'' if want['dim'] is None else f' (dimension {want[chr(100) + chr(105) + chr(109)]})'}: "
-                + _rebuild_hint(index_dir)
+                f"{want['id']!r}{want_dim}: " + _rebuild_hint(index_dir)
             )
         if manifest["chunking"] != expect["chunking"]:
             raise StaleIndexError(
