@@ -528,7 +528,7 @@ def _scale_worker(spec_path: str) -> None:
     import faiss
     import psutil
 
-    from .engine import Engine, RetrievalConfig
+    from .retrieval import RetrievalConfig, Retriever
     from .index import HNSW_THRESHOLD, load_index, make_faiss
     from .textnorm import add_words, expand_query, normalize, tokenize
 
@@ -572,18 +572,16 @@ def _scale_worker(spec_path: str) -> None:
         (tmp / n).unlink()
     json_bytes = (data.folder / "chunks.json").stat().st_size * f  # texts are not synthesised: extrapolated
 
-    # The engine's own retrieval step over the synthetic index. Engine.__init__ would rebuild BM25 from
-    # real chunks, so make the object by hand, as Engine.with_config does.
-    eng = object.__new__(Engine)
-    eng.__dict__.update(data=replace(data, chunks=data.chunks * f, faiss_index=index), _bm25_chunks=bm25_c,
-                        config=RetrievalConfig())
-    cfg = eng.config
+    # The engine's own retrieval step over the synthetic index, with the BM25 models built above.
+    retriever = Retriever(replace(data, chunks=data.chunks * f, faiss_index=index), bm25_chunks=bm25_c,
+                          bm25_sentences=bm25_s)
+    cfg = RetrievalConfig()
     walls, sent_ms, stages = [], [], {}
     for p in range(reps + 1):  # pass 0 warms caches
         for (q, qn), v in zip(queries, qvecs):
             timings: dict[str, float] = {}
             t = time.perf_counter()
-            _order, _fused, tokens, _tf = eng._rank(q, qn, v, cfg, timings)
+            tokens = retriever.search(q, qn, v, cfg, timings).tokens
             wall = time.perf_counter() - t
             t = time.perf_counter()
             if tokens:
