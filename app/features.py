@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .answer import section_time
+from .answer import section_time, section_year
 from .bridge import Neighbour
 from .chunking import Chunk, Sentence
 from .lexicon import Lexicon
@@ -93,8 +93,10 @@ def _is_heading(s: Sentence, chunk: Chunk) -> bool:
 
 
 def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequence[Chunk], lex: Lexicon,
-                      first_section: dict, hub: np.ndarray) -> np.ndarray:
-    """One row per candidate, columns in `SENTENCE_FEATURES` order."""
+                      first_section: dict, hub: np.ndarray, years: dict | None = None) -> np.ndarray:
+    """One row per candidate, columns in `SENTENCE_FEATURES` order. ``years``: each source file's
+    report year, against which the question's time words and the sections' tenses are read."""
+    years = years or {}
     q = pool.query
     terms = list(q.terms)
     weights = [max(lex.idf(t), 0.1) for t in terms]
@@ -114,7 +116,9 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
         sent_norm = normalize(c.path[-1] + " " + s.text)
         chunk_norm = lex.chunk_norm[c.id]
         types = sentence_types(s.text)
-        st = section_time(c.path)
+        year = years.get(c.source)
+        st = section_time(c.path, year)
+        frame = q.time_in(year)
         f = {
             "dense": float(pool.dense[i]),
             "dense_gap": float(pool.dense[i]) - dmax,
@@ -135,11 +139,13 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
         units = sentence_units(s.text)
         f["unit_match"] = float(bool(q.units & units))
         f["unit_lacks"] = float(bool(q.units) and not (q.units & units))
-        f["time_match"] = float(bool(q.time and st == q.time))
-        f["time_clash"] = float(bool(q.time and st and st != q.time))
+        f["time_match"] = float(bool(frame and st == frame))
+        f["time_clash"] = float(bool(frame and st and st != frame))
         if q.years:
             have = set(re.findall(r"(?:19|20)\d\d", c.breadcrumb + c.text))
-            have |= {"past": {"2024"}, "future": {"2025"}}.get(st or "", set())
+            about = section_year(c.path, year)
+            if about is not None:
+                have.add(str(about))
             f["year_clash"] = float(bool(q.years - have))
         else:
             f["year_clash"] = 0.0

@@ -9,6 +9,8 @@ Layout of `index/`:
         chunks.faiss        chunk vectors, inner product on L2-normalised rows = cosine
         sentences.npy       sentence vectors (float32, loaded with allow_pickle=False)
         vocab.json, vocab.npy   the report's own words and their vectors, for the word bridge (bridge.py)
+        documents.json      one entry per document in index order: source file, metadata (docmeta.py),
+                            and the ranges of chunk and sentence ids it holds (filters use them)
     .lock                   held while building, so two builds never interleave
 
 A build writes a new folder and only then points CURRENT at it, so a crash mid-build
@@ -23,20 +25,24 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .chunking import Chunk, ChunkSettings, Sentence, chunk_sections
 from .corpus import Doc, load_corpus, sections
+from .docmeta import DocMeta
 from .embedder import Embedder
 from .errors import CorpusError, IndexError_, StaleIndexError
 
-__all__ = ["FORMAT", "HNSW_THRESHOLD", "IndexData", "build_index", "expected_manifest", "load_index", "make_faiss"]
+__all__ = ["FORMAT", "HNSW_THRESHOLD", "DocPart", "DocumentEntry", "IndexData", "build_index", "chunk_row",
+           "document_part", "expected_manifest", "finish_build", "join_parts", "load_index", "make_faiss", "new_build",
+           "sentence_row", "write_build", "write_chunks_json", "write_small_files"]
 
-FORMAT = 2  # 2: the word-bridge vocabulary
+FORMAT = 3  # 2: the word-bridge vocabulary; 3: documents.json (metadata and id ranges per document)
 # Above this many vectors an approximate HNSW index replaces exact search (see `app bench`).
 HNSW_THRESHOLD = 50_000
 
@@ -53,6 +59,52 @@ class IndexData:
     folder: Path
     vocab: tuple[str, ...] = ()
     vocab_vectors: np.ndarray | None = None
+    documents: tuple["DocumentEntry", ...] = ()  # in index order; each names its chunk and sentence id ranges
+
+    def document(self, source: str) -> "DocumentEntry | None":
+        by = self.__dict__.get("_by_source")
+        if by is None:
+            by = {d.source: d for d in self.documents}
+            object.__setattr__(self, "_by_source", by)  # a cache of the field above, not state
+        return by.get(source)
+
+
+@dataclass(frozen=True)
+class DocumentEntry:
+    """One document of an index: its file, what report it is, and where its ids lie."""
+
+    source: str
+    meta: DocMeta
+    chunks: tuple[int, int]  # chunk ids [start, end)
+    sentences: tuple[int, int]  # sentence ids [start, end)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, **self.meta.to_dict(), "chunks": list(self.chunks),
+                "sentences": list(self.sentences)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DocumentEntry":
+        return cls(d["source"], DocMeta.from_dict(d), tuple(d["chunks"]), tuple(d["sentences"]))
+
+
+@dataclass(frozen=True)
+class DocPart:
+    """One document read, sectioned, chunked and tokenised — ids local to it (0-based). The unit a
+    build works in: the single-process build joins them, the distributed build (distributed.py)
+    makes one per task and writes it to a shard."""
+
+    source: str
+    meta: DocMeta
+    n_sections: int
+    chunks: tuple[Chunk, ...]
+    sentences: tuple[Sentence, ...]
+    chunk_tokens: tuple[tuple[str, ...], ...]
+    sentence_tokens: tuple[tuple[str, ...], ...]
+    words: dict = field(default_factory=dict)  # vocabulary counts (bridge.vocabulary_counts)
+
+    def texts(self) -> list[str]:
+        """What the model embeds, chunks first, then sentences."""
+        return [chunk_text(c) for c in self.chunks] + [sentence_text(s, self.chunks[s.chunk]) for s in self.sentences]
 
 
 def _sha(path: Path) -> str:
@@ -68,21 +120,17 @@ def sentence_text(s: Sentence, chunk: Chunk) -> str:
     return f"{chunk.path[-1]}：{s.text}"
 
 
-def make_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
-    import faiss
+def make_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD, kind: str | None = None):
+    """The chunk index for these vectors, its kind chosen by their number (vectors.py); above
+    ``hnsw_threshold`` at least HNSW (a test can force the approximate kind on small data)."""
+    from .vectors import choose_kind, make_index
 
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = vectors.shape[1]
-    if len(vectors) > hnsw_threshold:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        # `app bench` at 98k chunks: efSearch 128 → recall@10 0.84, 512 → 0.96, 1024 → 0.98 (1.5 ms/query)
-        index.hnsw.efSearch = 1024
-    else:
-        # Vectors are L2-normalised, so inner product = cosine similarity.
-        index = faiss.IndexFlatIP(dim)
-    index.add(vectors)
-    return index
+    n = len(vectors)
+    if kind is None:
+        kind = choose_kind(n)
+        if kind == "flat" and n > hnsw_threshold:
+            kind = "hnsw"
+    return make_index(vectors, kind)
 
 
 def expected_manifest(docs: list[Doc], model_id: str, dim: int | None, chunk: ChunkSettings) -> dict:
@@ -114,6 +162,43 @@ def _unruns(runs: list[list[int]]):
     return out
 
 
+def document_part(doc: Doc, chunk: ChunkSettings) -> DocPart:
+    """Sections, chunks, sentences, BM25 tokens and vocabulary counts of one document. Depends on
+    nothing but the document and the settings (the segmenter learns only this document's section
+    titles), so any process computes the same part."""
+    from .bridge import vocabulary_counts
+    from .textnorm import document_segmenter, tokenize
+
+    secs = sections(doc)
+    chunks, sents = chunk_sections(secs, chunk)
+    with document_segmenter().words(p[-1] for p in {s.path for s in secs}) as jb:
+        ctoks = tuple(tuple(tokenize(chunk_text(c), jb=jb)) for c in chunks)
+        stoks = tuple(tuple(tokenize(s.text, jb=jb)) for s in sents)
+        words = vocabulary_counts((c.text for c in chunks), sorted({p for c in chunks for p in c.path}), jb)
+    return DocPart(doc.source, doc.meta, len(secs), tuple(chunks), tuple(sents), ctoks, stoks, dict(words))
+
+
+def join_parts(parts: Iterable[DocPart]):
+    """Documents in order → global ids: (chunks, sentences, chunk tokens, sentence tokens, entries, word counts)."""
+    chunks: list[Chunk] = []
+    sents: list[Sentence] = []
+    ctoks: list = []
+    stoks: list = []
+    entries: list[DocumentEntry] = []
+    words: Counter = Counter()
+    n_secs = 0
+    for p in parts:
+        c0, s0 = len(chunks), len(sents)
+        chunks.extend(replace(c, id=c.id + c0, section=c.section + n_secs) for c in p.chunks)
+        sents.extend(replace(s, id=s.id + s0, chunk=s.chunk + c0, section=s.section + n_secs) for s in p.sentences)
+        ctoks.extend(p.chunk_tokens)
+        stoks.extend(p.sentence_tokens)
+        words.update(p.words)
+        n_secs += p.n_sections
+        entries.append(DocumentEntry(p.source, p.meta, (c0, len(chunks)), (s0, len(sents))))
+    return chunks, sents, ctoks, stoks, entries, words
+
+
 def build_index(
     corpus_dir: Path,
     index_dir: Path,
@@ -126,7 +211,7 @@ def build_index(
     """Build a new index folder and make it current. Returns (folder, skipped-file errors)."""
     from filelock import FileLock
 
-    from .textnorm import add_words, tokenize
+    from .bridge import top_vocabulary
 
     say = progress or (lambda _msg: None)
     index_dir = Path(index_dir)
@@ -135,67 +220,107 @@ def build_index(
         docs, errors = load_corpus(corpus_dir)
         for e in errors:
             say(f"skipped: {e}")
-        secs = [s for d in docs for s in sections(d)]
-        chunks, sents = chunk_sections(secs, chunk)
-        say(f"{len(docs)} file(s), {len(secs)} sections, {len(chunks)} chunks, {len(sents)} sentences")
-        add_words(p[-1] for p in {s.path for s in secs})
-        chunk_tokens = [tokenize(chunk_text(c)) for c in chunks]
-        sent_tokens = [tokenize(s.text) for s in sents]
+        parts = [document_part(d, chunk) for d in docs]
+        n_secs = sum(p.n_sections for p in parts)
+        chunks, sents, chunk_tokens, sent_tokens, entries, words = join_parts(parts)
+        say(f"{len(docs)} file(s), {n_secs} sections, {len(chunks)} chunks, {len(sents)} sentences")
         t0 = time.perf_counter()
         cvec = embedder.embed_documents([chunk_text(c) for c in chunks], **({"progress": True} if show_bar else {}))
         svec = embedder.embed_documents([sentence_text(s, chunks[s.chunk]) for s in sents],
                                         **({"progress": True} if show_bar else {}))
-        from .bridge import report_vocabulary
-
-        vocab = report_vocabulary((c.text for c in chunks), {p for c in chunks for p in c.path})
+        vocab = top_vocabulary(words)
         vvec = embedder.embed_queries(vocab) if vocab else np.zeros((0, cvec.shape[1]), dtype=np.float32)
         say(f"embedded {len(chunks) + len(sents)} texts and {len(vocab)} words in {time.perf_counter() - t0:.1f}s")
-
-        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-        tmp = index_dir / f".tmp-{stamp}"
-        tmp.mkdir()
-        try:
-            import faiss
-
-            faiss.write_index(make_faiss(cvec), str(tmp / "chunks.faiss"))
-            np.save(tmp / "sentences.npy", svec, allow_pickle=False)
-            np.save(tmp / "vocab.npy", np.asarray(vvec, dtype=np.float32), allow_pickle=False)
-            (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-            payload = {
-                "chunks": [
-                    {"id": c.id, "section": c.section, "source": c.source, "path": list(c.path), "text": c.text,
-                     "start": c.start, "end": c.end, "runs": _runs(c.offsets), "tokens": t}
-                    for c, t in zip(chunks, chunk_tokens)
-                ],
-                "sentences": [
-                    {"id": s.id, "chunk": s.chunk, "section": s.section, "text": s.text, "start": s.start,
-                     "end": s.end, "runs": _runs(s.offsets), "tokens": t}
-                    for s, t in zip(sents, sent_tokens)
-                ],
-            }
-            (tmp / "chunks.json").write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-            manifest = expected_manifest(docs, embedder.model_id, int(cvec.shape[1]), chunk)
-            manifest.update(
-                created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                counts={"files": len(docs), "sections": len(secs), "chunks": len(chunks), "sentences": len(sents)},
-                files={n: _sha(tmp / n) for n in ("chunks.faiss", "sentences.npy", "chunks.json", "vocab.json",
-                                                  "vocab.npy")},
-            )
-            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-            final = index_dir / f"build-{stamp}"
-            os.replace(tmp, final)
-            pointer = index_dir / f".CURRENT-{stamp}"
-            pointer.write_text(final.name)
-            os.replace(pointer, index_dir / "CURRENT")  # the atomic switch
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        for old in index_dir.iterdir():  # old builds, crashed temp folders and pointer files
-            if old.is_dir() and old != final and (old.name.startswith("build-") or old.name.startswith(".tmp-")):
-                shutil.rmtree(old, ignore_errors=True)
-            elif old.is_file() and old.name.startswith(".CURRENT-"):
-                old.unlink(missing_ok=True)
+        manifest = expected_manifest(docs, embedder.model_id, int(cvec.shape[1]), chunk)
+        counts = {"files": len(docs), "sections": n_secs, "chunks": len(chunks), "sentences": len(sents)}
+        final = write_build(index_dir, manifest, counts, chunks, sents, chunk_tokens, sent_tokens, cvec, svec,
+                            vocab, vvec, entries)
         return final, errors
+
+
+def chunk_row(c: Chunk, tokens) -> dict:
+    return {"id": c.id, "section": c.section, "source": c.source, "path": list(c.path), "text": c.text,
+            "start": c.start, "end": c.end, "runs": _runs(c.offsets), "tokens": list(tokens)}
+
+
+def sentence_row(s: Sentence, tokens) -> dict:
+    return {"id": s.id, "chunk": s.chunk, "section": s.section, "text": s.text, "start": s.start, "end": s.end,
+            "runs": _runs(s.offsets), "tokens": list(tokens)}
+
+
+def write_chunks_json(path: Path, chunk_rows: Iterable[dict], sentence_rows: Iterable[dict]) -> None:
+    """chunks.json, written a record at a time (a distributed merge streams its shards through here)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for key, rows in (("chunks", chunk_rows), ("sentences", sentence_rows)):
+            f.write(('{"' if key == "chunks" else ', "') + key + '": [')
+            for i, row in enumerate(rows):
+                f.write((", " if i else "") + json.dumps(row, ensure_ascii=False))
+            f.write("]")
+        f.write("}")
+
+
+def new_build(index_dir: Path) -> Path:
+    """A fresh temporary build folder inside ``index_dir`` (the caller holds the index lock)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    tmp = Path(index_dir) / f".tmp-{stamp}"
+    tmp.mkdir()
+    return tmp
+
+
+def finish_build(index_dir: Path, tmp: Path, manifest: dict, counts: dict) -> Path:
+    """Hash the build's files into its manifest, make it current with an atomic switch, and remove
+    older builds. On any error the temporary folder is removed and the previous build stays."""
+    try:
+        manifest = dict(
+            manifest, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), counts=counts,
+            files={n: _sha(tmp / n) for n in INDEX_FILES},
+        )
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        stamp = tmp.name.removeprefix(".tmp-")
+        final = index_dir / f"build-{stamp}"
+        os.replace(tmp, final)
+        pointer = index_dir / f".CURRENT-{stamp}"
+        pointer.write_text(final.name)
+        os.replace(pointer, index_dir / "CURRENT")  # the atomic switch
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in index_dir.iterdir():  # old builds, crashed temp folders and pointer files
+        if old.is_dir() and old != final and (old.name.startswith("build-") or old.name.startswith(".tmp-")):
+            shutil.rmtree(old, ignore_errors=True)
+        elif old.is_file() and old.name.startswith(".CURRENT-"):
+            old.unlink(missing_ok=True)
+    return final
+
+
+INDEX_FILES = ("chunks.faiss", "sentences.npy", "chunks.json", "vocab.json", "vocab.npy", "documents.json")
+
+
+def write_small_files(tmp: Path, vocab: Sequence[str], vvec: np.ndarray, documents: Sequence[DocumentEntry]) -> None:
+    np.save(tmp / "vocab.npy", np.asarray(vvec, dtype=np.float32), allow_pickle=False)
+    (tmp / "vocab.json").write_text(json.dumps(list(vocab), ensure_ascii=False), encoding="utf-8")
+    (tmp / "documents.json").write_text(json.dumps([d.to_dict() for d in documents], ensure_ascii=False),
+                                        encoding="utf-8")
+
+
+def write_build(index_dir: Path, manifest: dict, counts: dict, chunks: Sequence[Chunk], sents: Sequence[Sentence],
+                chunk_tokens, sent_tokens, cvec: np.ndarray, svec: np.ndarray, vocab: Sequence[str],
+                vvec: np.ndarray, documents: Sequence[DocumentEntry]) -> Path:
+    """Write one build folder (FAISS, vectors, JSON, manifest with every file's sha256), make it
+    current with an atomic switch, and remove older builds. The caller holds the index lock."""
+    import faiss
+
+    tmp = new_build(index_dir)
+    try:
+        faiss.write_index(make_faiss(cvec), str(tmp / "chunks.faiss"))
+        np.save(tmp / "sentences.npy", svec, allow_pickle=False)
+        write_small_files(tmp, vocab, vvec, documents)
+        write_chunks_json(tmp / "chunks.json", (chunk_row(c, t) for c, t in zip(chunks, chunk_tokens)),
+                          (sentence_row(s, t) for s, t in zip(sents, sent_tokens)))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return finish_build(index_dir, tmp, manifest, counts)
 
 
 def _rebuild_hint(index_dir: Path) -> str:
@@ -248,6 +373,8 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
         svec = np.load(folder / "sentences.npy", allow_pickle=False)
         vocab = tuple(json.loads((folder / "vocab.json").read_text(encoding="utf-8")))
         vvec = np.load(folder / "vocab.npy", allow_pickle=False)
+        documents = tuple(DocumentEntry.from_dict(d)
+                          for d in json.loads((folder / "documents.json").read_text(encoding="utf-8")))
     except Exception as exc:  # corrupt despite matching checksums is unlikely, but say what to do
         raise IndexError_(f"cannot read index in {folder} ({exc}): {_rebuild_hint(index_dir)}") from None
     chunks = tuple(
@@ -264,5 +391,5 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
         manifest, chunks, sents,
         tuple(tuple(c["tokens"]) for c in payload["chunks"]),
         tuple(tuple(s["tokens"]) for s in payload["sentences"]),
-        fidx, svec, folder, vocab, vvec,
+        fidx, svec, folder, vocab, vvec, documents,
     )
