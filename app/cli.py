@@ -56,6 +56,10 @@ def answer_to_json(answer) -> str:
 def format_answer(answer) -> str:
     """Plain-text rendering: the quote with the span in 【】, its section, then the sources."""
     lines = []
+    if answer.intent == "smalltalk":
+        return answer.message
+    if answer.resolved_question and answer.resolved_question != answer.question:
+        lines.append(f"（按“{answer.resolved_question}”理解）")
     if answer.found:
         # offsets are into the file and the text may skip page-break newlines: locate by content
         a = max(0, answer.text.find(answer.highlight))
@@ -99,7 +103,7 @@ def cmd_chat(args) -> int:
             print(f"[!] {exc}")
             continue
         print(format_answer(ans))
-        history.append(ans.resolved_question)
+        history.append(q)  # the engine resolves the whole chain itself; small talk carries no topic
     return 0
 
 
