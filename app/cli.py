@@ -58,6 +58,10 @@ def format_answer(answer) -> str:
     """Plain-text rendering: the quote with the span in 【】, its document and section, then the sources.
     A comparison across reports shows one quote per report."""
     lines = []
+    if answer.intent == "smalltalk":
+        return answer.message
+    if answer.resolved_question and answer.resolved_question != answer.question:
+        lines.append(f"（按“{answer.resolved_question}”理解）")
     if answer.parts:
         lines.append(answer.message)
         for part in answer.parts:
@@ -119,7 +123,7 @@ def cmd_chat(args) -> int:
             print(f"[!] {exc}")
             continue
         print(format_answer(ans))
-        history.append(ans.resolved_question)
+        history.append(q)  # the engine resolves the whole chain itself; small talk carries no topic
     return 0
 
 
