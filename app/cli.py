@@ -186,6 +186,10 @@ def cmd_fit(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.scale:
+        from .scalebench import main as scale_main
+
+        return scale_main(args, _settings(args))
     from .bench import main as bench_main
 
     return bench_main(args, _settings(args))
@@ -238,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", parents=[common], help="start the web chat")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--no-build", action="store_true",
+                   help="fail instead of building a missing/stale index (replicas sharing one index)")
     s.set_defaults(fn=cmd_serve)
 
     e = sub.add_parser("eval", parents=[common], help="run the evaluation benchmark")
@@ -266,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="results folder (default eval/results)")
     b.add_argument("--scales", default="10,100,1000", help="index scale factors to measure")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (for CI smoke runs)")
+    b.add_argument("--scale", action="store_true",
+                   help="many reports: the build on one process vs. a local Dask cluster, and the generated corpus at "
+                        "--scales reports as real indexes (eval/results/bench-scale.json)")
+    b.add_argument("--build-reports", type=int, default=10, help="with --scale: reports in the build comparison")
     b.set_defaults(fn=cmd_bench)
     return p
 

@@ -17,7 +17,7 @@ from typing import Sequence
 from .docmeta import DocMeta, document_meta, front_matter, parse_title_block, read_sidecar, sidecar_path
 from .errors import CorpusError
 
-__all__ = ["Doc", "DocMeta", "Section", "Span", "clean", "corpus_files", "doc_digest", "load_corpus", "load_doc",
+__all__ = ["Doc", "DocMeta", "Section", "Span", "clean", "corpus_digests", "corpus_files", "doc_digest", "load_corpus", "load_doc",
            "read_text", "sections"]
 
 CORPUS_SUFFIXES = (".md", ".txt")
@@ -159,6 +159,22 @@ def load_doc(path: Path, folder: Path) -> tuple[Doc, list[CorpusError]]:
 
         meta = replace(parse_title_block(text), **fields)
     return Doc(path.relative_to(Path(folder)).as_posix(), text, doc_digest(path), meta), problems
+
+
+def corpus_digests(folder: Path) -> dict[str, str]:
+    """{source: digest} of the files `load_corpus` would index, without keeping their texts (what a
+    serving replica checks its index against: a large corpus is read once, not held)."""
+    folder = Path(folder)
+    out = {}
+    for path in corpus_files(folder):
+        try:
+            read_text(path)
+        except CorpusError:
+            continue
+        out[path.relative_to(folder).as_posix()] = doc_digest(path)
+    if not out:
+        raise CorpusError(f"corpus folder {folder} has nothing to index (no readable .md or .txt files)")
+    return out
 
 
 def load_corpus(folder: Path) -> tuple[list[Doc], list[CorpusError]]:

@@ -20,7 +20,7 @@ import numpy as np
 from .bridge import Bridge
 from .dialogue import Turn, interpret
 from .config import Settings
-from .corpus import load_corpus
+from .corpus import Doc, corpus_digests
 from .embedder import Embedder, SentenceTransformerEmbedder
 from .errors import FilterError, IndexError_, QuestionError, StaleIndexError
 from .filters import select
@@ -155,7 +155,8 @@ class Engine:
         """Load the index for ``settings``; (re)build it when missing or stale if ``build``."""
         settings = settings or Settings.from_env()
         embedder = embedder or SentenceTransformerEmbedder(settings.model)
-        docs, _errors = load_corpus(settings.corpus_dir)
+        # the corpus's file digests only: a replica of a large corpus does not hold its texts
+        docs = [Doc(src, "", digest) for src, digest in corpus_digests(settings.corpus_dir).items()]
         expect = expected_manifest(docs, embedder.model_id, None, settings.chunk)
         try:
             data = load_index(settings.index_dir, expect)

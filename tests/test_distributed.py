@@ -3,7 +3,6 @@ mid-build loses nothing. The fast tests share one local cluster (reached through
 address, as on a real cluster); the real-model test starts its own (the `--workers` path)."""
 
 import functools
-import json
 import os
 
 import numpy as np
@@ -115,29 +114,27 @@ def test_files_that_cannot_be_read_are_skipped_with_their_reason(cluster, small_
 
 
 @pytest.mark.model
-def test_distributed_build_with_the_real_model_answers_like_the_single_process_build(tmp_path):
-    """The multi-report eval corpus, built both ways with e5-small; the local-cluster path (no address)."""
+def test_distributed_build_with_the_real_model_answers_like_the_single_process_build(small_corpus, tmp_path):
+    """Four generated reports built both ways with e5-small (the local-cluster path: no address);
+    then the multi-report eval's questions asked of both indexes."""
     from app import multieval
     from app.config import Settings
     from app.distributed import build_distributed
     from app.embedder import SentenceTransformerEmbedder
     from app.engine import Engine
 
-    c = multieval.CORPUS
-    corpus = tmp_path / "corpus"
-    write_corpus(corpus, c["n_reports"], small=c["small"], seed=c["seed"], include_seed=c["include_seed"])
     emb = SentenceTransformerEmbedder()
-    build_index(corpus, tmp_path / "single", emb, CHUNK)
-    report = build_distributed(corpus, tmp_path / "dist", functools.partial(SentenceTransformerEmbedder, threads=1),
+    build_index(small_corpus, tmp_path / "single", emb, CHUNK)
+    report = build_distributed(small_corpus, tmp_path / "dist", functools.partial(SentenceTransformerEmbedder, threads=1),
                                CHUNK, workers=2)
-    assert report.shards_built == c["n_reports"]
+    assert report.shards_built == 4 and not report.errors
     single, dist = load_index(tmp_path / "single"), load_index(tmp_path / "dist")
-    _same_index(dist, single, atol=1e-4)
-    questions = multieval.load()
+    _same_index(dist, single, atol=1e-4)  # the model batches other texts together: float rounding only
     answers = []
     for index in ("single", "dist"):
-        eng = Engine.open(Settings(corpus_dir=corpus, index_dir=tmp_path / index), embedder=emb, build=False)
-        answers.append([(a.found, a.source, a.text, [(p.source, p.text) for p in a.parts])
-                        for a in (eng.ask(q["question"], filters=q["filters"] or None) for q in questions)])
+        eng = Engine.open(Settings(corpus_dir=small_corpus, index_dir=tmp_path / index), embedder=emb, build=False)
+        answers.append([(a.found, a.source, a.start, a.text, [(p.source, p.start) for p in a.passages],
+                         [(p.source, p.text) for p in a.parts])
+                        for a in (eng.ask(q["question"]) for q in multieval.load())])
     assert answers[0] == answers[1]
-    assert json.loads((dist.folder / "manifest.json").read_text())["counts"]["files"] == c["n_reports"]
+    assert sum(found for found, *_ in answers[0]) >= len(answers[0]) // 2  # the comparison is not of empty answers
