@@ -150,6 +150,7 @@ def measure_scale(n_reports: int, work: Path, base, qvecs: np.ndarray, embedder,
     say(f"×{n_reports}: {len(chunks):,} chunks, {len(sents):,} sentences; writing the index")
     t = time.perf_counter()
     index_dir = work / f"index-{n_reports}"
+    index_dir.mkdir(parents=True, exist_ok=True)
     manifest = expected_manifest(docs, model_id, int(cvec.shape[1]), ChunkSettings())
     counts = {"files": len(docs), "sections": sum(p.n_sections for p in parts), "chunks": len(chunks),
               "sentences": len(sents)}
