@@ -202,6 +202,8 @@ def measure_kinds(cvec: np.ndarray, qvecs: np.ndarray, say) -> list[dict]:
 
     rows = []
     for kind in ("flat", "hnsw", "ivf-sq8", "ivf-pq"):
+        if kind.startswith("ivf") and len(cvec) < (20_000 if kind == "ivf-pq" else 2_000):
+            continue  # too few vectors to train its quantiser (FAISS wants ~40 points per centroid)
         say(f"kinds: {kind} over {len(cvec):,} vectors")
         t = time.perf_counter()
         index = make_index(cvec, kind)
