@@ -2,8 +2,8 @@
 
 `Embedder` is a protocol so tests can pass a tiny fake. Two real backends:
 
-- `OnnxEmbedder` ("onnx-int8", the default for the default model): the int8 ONNX export of
-  e5-small (`onnx_export`) run by ONNX Runtime, tokenised by `tokenizers`, pooled in NumPy.
+- `OnnxEmbedder` ("onnx-int8-v2", the default for the default model): the int8 ONNX export of
+  e5-small (`onnx_export`) run by ONNX Runtime, tokenised by SentencePiece, pooled in NumPy.
   It imports neither torch nor sentence-transformers, so a CLI question starts fast.
 - `SentenceTransformerEmbedder` ("torch-fp32"): any sentence-transformers model through PyTorch.
 
@@ -128,6 +128,40 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, "document", progress)
 
 
+class PieceTokenizer:
+    """e5's tokenisation for the ONNX path: the model's normalisation, then SentencePiece unigram.
+
+    Same ids as the tokenizer.json of the fp32 folder (tests/test_onnx.py); see `onnx_export`.
+    """
+
+    def __init__(self, folder: Path, cfg: dict) -> None:
+        import json
+        import re
+
+        import sentencepiece
+
+        maps = json.loads((folder / "normalize.json").read_text(encoding="utf-8"))
+        self._pre = {int(k): v for k, v in maps["pre"].items()}
+        self._post = {int(k): v for k, v in maps["post"].items()}
+        self._spaces = re.compile(" {2,}") if maps.get("collapse_spaces") else None
+        self._sp = sentencepiece.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+        self._bos, self._eos = int(cfg["bos_id"]), int(cfg["eos_id"])
+        self._room = int(cfg["max_seq_length"]) - 2
+
+    def normalize(self, text: str) -> str:
+        import unicodedata
+
+        t = unicodedata.normalize("NFKC", text.translate(self._pre)).translate(self._post)
+        if self._spaces is not None:
+            t = self._spaces.sub(" ", t)
+        return t if not t or t.startswith(" ") else " " + t  # the leading "▁" (Metaspace, prepend "always")
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with <s> … </s>, truncated to the model's maximum length."""
+        pieces = self._sp.encode([self.normalize(t) for t in texts])
+        return [[self._bos, *ids[: self._room], self._eos] for ids in pieces]
+
+
 class OnnxEmbedder:
     """The int8 ONNX export of the default model (see `onnx_export`), loaded on first use.
 
@@ -137,7 +171,7 @@ class OnnxEmbedder:
     core at once (``session.run`` releases the GIL), with a progress bar showing rate and ETA.
     """
 
-    backend = "onnx-int8"
+    backend = "onnx-int8-v2"  # ends with onnx_export.RECIPE_VERSION (a test checks)
     batch_size = 32
     batch_tokens = 8192  # padded tokens per batch: bounds the attention buffers (batch × 12 heads × L²)
 
@@ -153,7 +187,7 @@ class OnnxEmbedder:
         self._lock = threading.Lock()
         self._cfg: dict | None = None
         self._session = None
-        self._tokenizer = None
+        self._tokenizer: PieceTokenizer | None = None
 
     def _resolve(self) -> Path:
         if self._folder is None:
@@ -178,13 +212,10 @@ class OnnxEmbedder:
             if self._session is None:
                 try:
                     import onnxruntime as ort
-                    from tokenizers import Tokenizer
 
                     cfg = self._config()
                     folder = self._resolve()
-                    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-                    tok.enable_truncation(int(cfg["max_seq_length"]))
-                    tok.no_padding()
+                    tok = PieceTokenizer(folder, cfg)
                     so = ort.SessionOptions()
                     so.intra_op_num_threads = 1
                     so.inter_op_num_threads = 1
@@ -207,15 +238,15 @@ class OnnxEmbedder:
     def dim(self) -> int:
         return int(self._config()["dim"])
 
-    def _forward(self, encodings) -> np.ndarray:
+    def _forward(self, encodings: list[list[int]]) -> np.ndarray:
         session, _ = self._load()
         cfg = self._config()
-        width = max(len(e.ids) for e in encodings)
+        width = max(map(len, encodings))
         ids = np.full((len(encodings), width), int(cfg["pad_id"]), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
         for i, e in enumerate(encodings):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
+            ids[i, : len(e)] = e
+            mask[i, : len(e)] = 1
         hidden = session.run([cfg["output"]], {"input_ids": ids, "attention_mask": mask})[0]
         m = mask[:, :, None].astype(np.float32)
         vecs = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)  # mean pooling, prompt included
@@ -228,14 +259,14 @@ class OnnxEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         _, tok = self._load()
         prompt = self._config()["prompts"]["query" if kind == "query" else "document"]
-        encodings = tok.encode_batch([prompt + t for t in texts], add_special_tokens=True)
+        encodings = tok.encode([prompt + t for t in texts])
         if len(texts) == 1:
             return self._forward(encodings)
         # Length-sorted batches waste no work on padding; batches run in parallel threads.
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))
         batches, cur = [], []
         for i in order:
-            width = len(encodings[i].ids)
+            width = len(encodings[i])
             if cur and (len(cur) >= self.batch_size or (len(cur) + 1) * width > self.batch_tokens):
                 batches.append(cur)
                 cur = []

@@ -66,19 +66,39 @@ def _sha(path: Path) -> str:
     return h.hexdigest()
 
 
+def _bm25s():
+    """bm25s, imported without numba and scipy.
+
+    bm25s imports both at import time for optional backends this app does not use (scores come
+    from `get_scores`, plain NumPy; the matrix is built with its NumPy CSC builder). numba alone
+    (llvmlite) is about half a second of a CLI question's cold start, so the import hides them
+    and then un-hides them: a later `import numba` or `import scipy` elsewhere works as usual.
+    """
+    import sys
+
+    if "bm25s" in sys.modules:
+        return sys.modules["bm25s"]
+    hidden = [m for m in ("numba", "scipy") if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None  # type: ignore[assignment]  # makes `import m` raise ImportError
+    try:
+        import bm25s
+    finally:
+        for m in hidden:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+    return bm25s
+
+
 def bm25_model(token_lists):
     """A bm25s index over token lists (an empty document gets a placeholder token)."""
-    import bm25s
-
-    model = bm25s.BM25()
+    model = _bm25s().BM25(backend="numpy", csc_backend="numpy")
     model.index([list(t) or ["∅"] for t in token_lists], show_progress=False)
     return model
 
 
 def _bm25_load(folder: Path):
-    import bm25s
-
-    return bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+    return _bm25s().BM25.load(str(folder), mmap=True, show_progress=False)
 
 
 def chunk_text(c: Chunk) -> str:

