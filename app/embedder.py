@@ -2,7 +2,7 @@
 
 `Embedder` is a protocol so tests can pass a tiny fake. Two real backends:
 
-- `OnnxEmbedder` ("onnx-int8-v2", the default for the default model): the int8 ONNX export of
+- `OnnxEmbedder` ("onnx-int8-v3", the default for the default model): the int8 ONNX export of
   e5-small (`onnx_export`) run by ONNX Runtime, tokenised by SentencePiece, pooled in NumPy.
   It imports neither torch nor sentence-transformers, so a CLI question starts fast.
 - `SentenceTransformerEmbedder` ("torch-fp32"): any sentence-transformers model through PyTorch.
@@ -171,7 +171,7 @@ class OnnxEmbedder:
     core at once (``session.run`` releases the GIL), with a progress bar showing rate and ETA.
     """
 
-    backend = "onnx-int8-v2"  # ends with onnx_export.RECIPE_VERSION (a test checks)
+    backend = "onnx-int8-v3"  # ends with onnx_export.RECIPE_VERSION (a test checks)
     batch_size = 32
     batch_tokens = 8192  # padded tokens per batch: bounds the attention buffers (batch × 12 heads × L²)
 
