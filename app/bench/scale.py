@@ -91,7 +91,7 @@ def scale_worker(spec_path: str) -> None:
             wall = time.perf_counter() - t
             t = time.perf_counter()
             if tokens:
-                bm25_s.get_scores(tokens)  # the answer stage scores every sentence with BM25 too
+                bm25_s.get_scores(list(tokens))  # the answer stage scores every sentence with BM25 too
             sent = time.perf_counter() - t
             if p:
                 walls.append(wall * 1000)
