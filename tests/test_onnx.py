@@ -28,12 +28,14 @@ def test_auto_backend_is_onnx_for_the_default_model_and_torch_for_others():
     assert isinstance(make_embedder(DEFAULT_MODEL, "auto"), OnnxEmbedder)
     assert isinstance(make_embedder("some/other-model", "auto"), SentenceTransformerEmbedder)
     assert isinstance(make_embedder(DEFAULT_MODEL, "torch"), SentenceTransformerEmbedder)
+    assert make_embedder(DEFAULT_MODEL, "onnx-fp32").backend.startswith("onnx-fp32-")
 
 
 def test_the_backend_name_carries_the_export_recipe_version():
     from app.onnx_export import RECIPE_VERSION
 
-    assert OnnxEmbedder.backend.endswith("-" + RECIPE_VERSION)
+    assert OnnxEmbedder().backend.endswith("-" + RECIPE_VERSION)
+    assert OnnxEmbedder(precision="fp32").backend.endswith("-" + RECIPE_VERSION)
 
 
 def test_onnx_backend_for_another_model_names_the_fix():
@@ -42,7 +44,7 @@ def test_onnx_backend_for_another_model_names_the_fix():
 
 
 def test_an_unknown_backend_names_the_choices():
-    with pytest.raises(ModelError, match="auto, onnx, torch"):
+    with pytest.raises(ModelError, match="auto, onnx, onnx-fp32, torch"):
         make_embedder(DEFAULT_MODEL, "tensorrt")
 
 
@@ -104,6 +106,14 @@ def test_int8_vectors_stay_within_cosine_099_of_fp32(encoders, kind):
     fn = "embed_queries" if kind == "query" else "embed_documents"
     cos = (getattr(onnx, fn)(texts) * getattr(torch_, fn)(texts)).sum(axis=1)
     assert cos.min() >= 0.99, (float(cos.min()), texts[int(cos.argmin())])
+
+
+@pytest.mark.model
+def test_the_fp32_onnx_twin_gives_the_torch_vectors(encoders):
+    _, torch_ = encoders
+    texts = TEXTS + _report_lines(10)
+    cos = (OnnxEmbedder(precision="fp32").embed_documents(texts) * torch_.embed_documents(texts)).sum(axis=1)
+    assert cos.min() >= 0.9999, (float(cos.min()), texts[int(cos.argmin())])
 
 
 @pytest.mark.model
