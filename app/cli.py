@@ -141,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--index", help="index folder (default: index/, env APP_INDEX)")
     common.add_argument("--model", help="sentence-transformers model name or path (default: bundled e5-small, env APP_MODEL)")
     common.add_argument("--backend", choices=("auto", "onnx", "onnx-fp32", "torch"),
-                        help="encoder: onnx (int8), onnx-fp32, or torch (fp32, PyTorch); auto = onnx for the default "
-                             "model (env APP_BACKEND)")
+                        help="encoder: onnx-fp32, onnx (int8: fastest, vectors moved slightly) or torch (PyTorch "
+                             "fp32); auto = onnx-fp32 for the default model, torch for others (env APP_BACKEND)")
     common.add_argument("--chunk-size", type=int, help="chunk size in characters (default 300)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -19,7 +19,7 @@ class Settings:
     corpus_dir: Path = ROOT / "corpus"
     index_dir: Path = ROOT / "index"
     model: str = DEFAULT_MODEL
-    backend: str = "auto"  # "auto" (ONNX int8 for the default model) | "onnx" | "onnx-fp32" | "torch"
+    backend: str = "auto"  # "auto" (fp32 ONNX for the default model) | "onnx-fp32" | "onnx" (int8) | "torch"
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
 
     @classmethod

@@ -24,11 +24,11 @@ def _report_lines(n: int) -> list[str]:
 # ------------------------------------------------------------------ fast: choice of backend, export bookkeeping
 
 
-def test_auto_backend_is_onnx_for_the_default_model_and_torch_for_others():
-    assert isinstance(make_embedder(DEFAULT_MODEL, "auto"), OnnxEmbedder)
+def test_auto_backend_is_fp32_onnx_for_the_default_model_and_torch_for_others():
+    assert make_embedder(DEFAULT_MODEL, "auto").backend.startswith("onnx-fp32-")
     assert isinstance(make_embedder("some/other-model", "auto"), SentenceTransformerEmbedder)
     assert isinstance(make_embedder(DEFAULT_MODEL, "torch"), SentenceTransformerEmbedder)
-    assert make_embedder(DEFAULT_MODEL, "onnx-fp32").backend.startswith("onnx-fp32-")
+    assert make_embedder(DEFAULT_MODEL, "onnx").backend.startswith("onnx-int8-")
 
 
 def test_the_backend_name_carries_the_export_recipe_version():
