@@ -199,3 +199,15 @@ def test_engine_answers_with_the_stored_bm25(settings):
     eng = Engine.open(settings, embedder=FakeEmbedder(), build=False)
     assert eng.retriever.bm25_chunks is eng.data.bm25_chunks
     assert eng.retriever.bm25_sentences is eng.data.bm25_sentences
+
+
+def test_bm25s_is_imported_without_numba_or_scipy_and_they_stay_importable():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom app.index import _bm25s\n_bm25s()\n"
+            "print(sorted(m for m in ('numba', 'scipy') if m in sys.modules))\n"
+            "import scipy.sparse\nprint('scipy ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert r.stdout.split() == ["[]", "scipy", "ok"]
