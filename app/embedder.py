@@ -268,8 +268,8 @@ class OnnxEmbedder:
         _, tok = self._load()
         prompt = self._config()["prompts"]["query" if kind == "query" else "document"]
         encodings = tok.encode([prompt + t for t in texts])
-        if len(texts) == 1:
-            return self._forward(encodings)
+        if len(texts) <= self.batch_size and len(texts) * max(map(len, encodings)) <= self.batch_tokens:
+            return self._forward(encodings)  # a question, or a few short texts: one pass, this thread
         # Length-sorted batches waste no work on padding; batches run in parallel threads.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))
         batches, cur = [], []
