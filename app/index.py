@@ -25,6 +25,8 @@ import json
 import os
 import shutil
 import time
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -149,13 +151,47 @@ def _runs(offsets) -> list[list[int]]:
     return runs
 
 
-def _unruns(runs: list[list[int]]):
-    from array import array
+class RunOffsets(Sequence[int]):
+    """A text's per-character file offsets, read from its runs without expanding them.
 
-    out = array("q")
-    for _, o, n in runs:
-        out.extend(range(o, o + n))
-    return out
+    Loading a large index builds one of these per chunk and sentence instead of an array of
+    every offset (at ×1000: 400,000 arrays, 60 million integers). Indexing is a binary search
+    over the runs; iteration walks them.
+    """
+
+    __slots__ = ("_runs", "_n")
+
+    def __init__(self, runs: list[list[int]]) -> None:
+        self._runs = runs
+        self._n = sum(r[2] for r in runs)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(f"offset index {i} out of range for {self._n} characters")
+        start, offset, _n = self._runs[bisect_right(self._runs, i, key=lambda r: r[0]) - 1]
+        return offset + i - start
+
+    def __iter__(self):
+        for _start, offset, n in self._runs:
+            yield from range(offset, offset + n)
+
+    def __eq__(self, other) -> bool:
+        try:
+            return len(other) == self._n and all(a == b for a, b in zip(self, other))
+        except TypeError:
+            return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RunOffsets({self._runs!r})"
 
 
 def build_index(
@@ -209,6 +245,8 @@ def write_build(index_dir: Path, manifest: dict, counts: dict, chunks, sents, ch
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = index_dir / f".tmp-{stamp}"
     tmp.mkdir()
+    import orjson
+
     try:
         faiss.write_index(make_faiss(cvec), str(tmp / "chunks.faiss"))
         np.save(tmp / "sentences.npy", svec, allow_pickle=False)
@@ -224,7 +262,7 @@ def write_build(index_dir: Path, manifest: dict, counts: dict, chunks, sents, ch
                 for s, t in zip(sents, sent_tokens)
             ],
         }
-        (tmp / "chunks.json").write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+        (tmp / "chunks.json").write_bytes(orjson.dumps(payload))
         del payload
         for name, tokens in zip(BM25_DIRS, (chunk_tokens, sent_tokens)):
             bm25_model(tokens).save(str(tmp / name), show_progress=False)
@@ -263,6 +301,7 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
     given, receives the seconds each step took (for `app bench`).
     """
     import faiss
+    import orjson
 
     t = time.perf_counter()
 
@@ -313,7 +352,7 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
     _verify(folder, manifest.get("files", {}), index_dir)
     lap("checksums")
     try:
-        payload = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
+        payload = orjson.loads((folder / "chunks.json").read_bytes())  # 3–4× json's speed on a large index
         lap("chunks.json")
         fidx = faiss.read_index(str(folder / "chunks.faiss"))
         lap("faiss")
@@ -323,11 +362,11 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
     except Exception as exc:  # corrupt despite matching checksums is unlikely, but say what to do
         raise IndexError_(f"cannot read index in {folder} ({exc}): {_rebuild_hint(index_dir)}") from None
     chunks = tuple(
-        Chunk(c["id"], c["section"], c["source"], tuple(c["path"]), c["text"], c["start"], c["end"], _unruns(c["runs"]))
+        Chunk(c["id"], c["section"], c["source"], tuple(c["path"]), c["text"], c["start"], c["end"], RunOffsets(c["runs"]))
         for c in payload["chunks"]
     )
     sents = tuple(
-        Sentence(s["id"], s["chunk"], s["section"], s["text"], s["start"], s["end"], _unruns(s["runs"]))
+        Sentence(s["id"], s["chunk"], s["section"], s["text"], s["start"], s["end"], RunOffsets(s["runs"]))
         for s in payload["sentences"]
     )
     if fidx.ntotal != len(chunks) or len(svec) != len(sents):

@@ -211,3 +211,18 @@ def test_bm25s_is_imported_without_numba_or_scipy_and_they_stay_importable():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-1500:]
     assert r.stdout.split() == ["[]", "scipy", "ok"]
+
+
+def test_loaded_offsets_equal_the_built_ones_character_by_character(settings):
+    from app.chunking import chunk_sections
+    from app.corpus import sections
+
+    _build(settings)
+    data = load_index(settings.index_dir)
+    docs, _ = load_corpus(settings.corpus_dir)
+    chunks, sents = chunk_sections([s for d in docs for s in sections(d)], settings.chunk)
+    for built, loaded in ((chunks, data.chunks), (sents, data.sentences)):
+        for b, x in zip(built, loaded):
+            assert list(x.offsets) == list(b.offsets)
+            assert len(x.offsets) == len(b.offsets) and x.offsets[-1] == b.offsets[-1] and x.offsets[0] == b.offsets[0]
+            assert x.offsets[1:3] == list(b.offsets[1:3])
