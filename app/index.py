@@ -5,7 +5,8 @@ Layout of `index/`:
     CURRENT                 name of the live build folder (swapped atomically with os.replace)
     build-<stamp>/
         manifest.json       format, model id + dim + backend, chunk settings, corpus file hashes, file hashes
-        chunks.json         sections, chunks, sentences (text, path, offsets), BM25 tokens
+        chunks.json         chunks and sentences (text, path, offsets as runs)
+        tokens.json         their BM25 tokens (read only when asked for: BM25 itself is stored below)
         chunks.faiss        chunk vectors, inner product on L2-normalised rows = cosine
         sentences.npy       sentence vectors (float32, loaded with allow_pickle=False)
         bm25-chunks/        bm25s's own save format (JSON vocab + params, .npy CSC matrix), loaded
@@ -41,7 +42,7 @@ from .errors import CorpusError, IndexError_, StaleIndexError
 __all__ = ["FORMAT", "HNSW_THRESHOLD", "IndexData", "bm25_model", "build_index", "expected_manifest", "load_index",
            "make_faiss", "write_build"]
 
-FORMAT = 2  # 2: BM25 matrices saved with the index; the encoder backend in the manifest
+FORMAT = 3  # 2: BM25 matrices saved with the index, the encoder backend in the manifest; 3: tokens.json
 BM25_DIRS = ("bm25-chunks", "bm25-sentences")
 # Above this many vectors an approximate HNSW index replaces exact search (see `app bench`).
 HNSW_THRESHOLD = 50_000
@@ -52,8 +53,8 @@ class IndexData:
     manifest: dict
     chunks: tuple[Chunk, ...]
     sentences: tuple[Sentence, ...]
-    chunk_tokens: tuple[tuple[str, ...], ...]
-    sentence_tokens: tuple[tuple[str, ...], ...]
+    chunk_tokens: Sequence[tuple[str, ...]]  # LazyTokens when loaded: parsed on first use
+    sentence_tokens: Sequence[tuple[str, ...]]
     faiss_index: object
     sentence_vectors: np.ndarray
     folder: Path
@@ -149,6 +150,34 @@ def _runs(offsets) -> list[list[int]]:
         else:
             runs.append([i, o, 1])
     return runs
+
+
+class LazyTokens(Sequence):
+    """The token lists of tokens.json, parsed on first use.
+
+    BM25 is stored ready-made, so a question never needs them; parsing them (at ×1000, 20
+    million strings) was the largest step of opening a large index. Rebuilding BM25 and the
+    bench's synthetic data read them.
+    """
+
+    def __init__(self, path: Path, key: str) -> None:
+        self._path, self._key, self._data = path, key, None
+
+    def _all(self) -> tuple[tuple[str, ...], ...]:
+        if self._data is None:
+            import orjson
+
+            self._data = tuple(tuple(t) for t in orjson.loads(self._path.read_bytes())[self._key])
+        return self._data
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, i):
+        return self._all()[i]
+
+    def __iter__(self):
+        return iter(self._all())
 
 
 class RunOffsets(Sequence[int]):
@@ -253,17 +282,19 @@ def write_build(index_dir: Path, manifest: dict, counts: dict, chunks, sents, ch
         payload = {
             "chunks": [
                 {"id": c.id, "section": c.section, "source": c.source, "path": list(c.path), "text": c.text,
-                 "start": c.start, "end": c.end, "runs": _runs(c.offsets), "tokens": list(t)}
-                for c, t in zip(chunks, chunk_tokens)
+                 "start": c.start, "end": c.end, "runs": _runs(c.offsets)}
+                for c in chunks
             ],
             "sentences": [
                 {"id": s.id, "chunk": s.chunk, "section": s.section, "text": s.text, "start": s.start,
-                 "end": s.end, "runs": _runs(s.offsets), "tokens": list(t)}
-                for s, t in zip(sents, sent_tokens)
+                 "end": s.end, "runs": _runs(s.offsets)}
+                for s in sents
             ],
         }
         (tmp / "chunks.json").write_bytes(orjson.dumps(payload))
         del payload
+        (tmp / "tokens.json").write_bytes(orjson.dumps({"chunks": [list(t) for t in chunk_tokens],
+                                                        "sentences": [list(t) for t in sent_tokens]}))
         for name, tokens in zip(BM25_DIRS, (chunk_tokens, sent_tokens)):
             bm25_model(tokens).save(str(tmp / name), show_progress=False)
         manifest = dict(
@@ -372,10 +403,8 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
     if fidx.ntotal != len(chunks) or len(svec) != len(sents):
         raise IndexError_(f"index in {folder} is inconsistent (vector and chunk counts differ): {_rebuild_hint(index_dir)}")
     data = IndexData(
-        manifest, chunks, sents,
-        tuple(tuple(c["tokens"]) for c in payload["chunks"]),
-        tuple(tuple(s["tokens"]) for s in payload["sentences"]),
-        fidx, svec, folder, *bm25,
+        manifest, chunks, sents, LazyTokens(folder / "tokens.json", "chunks"),
+        LazyTokens(folder / "tokens.json", "sentences"), fidx, svec, folder, *bm25,
     )
     lap("chunk and sentence objects")
     return data

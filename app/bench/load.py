@@ -49,7 +49,7 @@ def write_worker(spec_path: str) -> None:
     out = Path(spec["out_index"])
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    folder = write_build(out, manifest, counts, chunks, sents, data.chunk_tokens * f, data.sentence_tokens * f,
+    folder = write_build(out, manifest, counts, chunks, sents, list(data.chunk_tokens) * f, list(data.sentence_tokens) * f,
                          cvec, svec)
     write_s = time.perf_counter() - t
     sizes = {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
