@@ -2,7 +2,7 @@
 
 Every eval question (its history passed) after a warm-up pass; p50/p95 of the whole
 `Engine.ask()`, stage medians from `Answer.timings`, and the query encoder alone, with the
-other backend beside it for comparison (fp32 PyTorch when the engine runs int8 ONNX).
+other backends beside it (int8 ONNX, fp32 ONNX, fp32 PyTorch) for comparison.
 """
 
 from __future__ import annotations
@@ -60,17 +60,18 @@ def _encode_p50(embedder, texts: list[str]) -> float:
 
 
 def phase_encoders(engine, settings, texts: list[str], say) -> tuple[list[Figure], dict]:
-    """Query-encode p50 of the engine's encoder and of the other backend (a diagnostic)."""
+    """Query-encode p50 of the engine's encoder and of the other backends (a diagnostic)."""
     from ..embedder import make_embedder
 
     mine = getattr(engine.embedder, "backend", "?")
     out = {mine: _encode_p50(engine.embedder, texts)}
-    other = "torch" if mine.startswith("onnx") else "onnx"
-    try:
-        emb = make_embedder(settings.model, other)
-        out[emb.backend] = _encode_p50(emb, texts)
-    except Exception as exc:  # e.g. onnx for a non-default model: the comparison just is not there
-        say(f"no {other} comparison: {exc}")
+    for other in ("onnx", "onnx-fp32", "torch"):
+        try:
+            emb = make_embedder(settings.model, other)
+            if emb.backend not in out:
+                out[emb.backend] = _encode_p50(emb, texts)
+        except Exception as exc:  # e.g. onnx for a non-default model: that comparison is just not there
+            say(f"no {other} comparison: {exc}")
     say("query encode p50: " + ", ".join(f"{b} {v:.1f} ms" for b, v in out.items()))
     figs = [Figure("warm ask()", f"query encode p50, {b}" + (" (in use)" if b == mine else " (for comparison)"), v,
                    "ms", f"embed_queries([q]) on {len(texts)} eval questions, one at a time, one thread")
