@@ -270,6 +270,8 @@ def check_floors(summaries: dict[str, dict], floors: dict = FLOORS) -> list[str]
 
 def main(args, engine) -> int:
     questions = load_questions(Path(args.questions) if args.questions else QUESTIONS)
+    if getattr(args, "split", None):
+        questions = [q for q in questions if q.split == args.split]
     out = Path(args.out) if args.out else RESULTS
     out.mkdir(parents=True, exist_ok=True)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]

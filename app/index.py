@@ -9,6 +9,7 @@ Layout of `index/`:
         tokens.json         their BM25 tokens (read only when asked for: BM25 itself is stored below)
         chunks.faiss        chunk vectors, inner product on L2-normalised rows = cosine
         sentences.npy       sentence vectors (float32, loaded with allow_pickle=False)
+        vocab.json, vocab.npy   the report's own words and their vectors, for the word bridge (bridge.py)
         bm25-chunks/        bm25s's own save format (JSON vocab + params, .npy CSC matrix), loaded
         bm25-sentences/     memory-mapped, so opening a large index does no re-indexing
     .lock                   held while building, so two builds never interleave
@@ -42,7 +43,7 @@ from .errors import CorpusError, IndexError_, StaleIndexError
 __all__ = ["FORMAT", "HNSW_THRESHOLD", "IndexData", "bm25_model", "build_index", "expected_manifest", "load_index",
            "make_faiss", "write_build"]
 
-FORMAT = 3  # 2: BM25 matrices saved with the index, the encoder backend in the manifest; 3: tokens.json
+FORMAT = 3  # 2: the word-bridge vocabulary; 3: BM25 stored (bm25s), tokens.json, the encoder backend in the manifest
 BM25_DIRS = ("bm25-chunks", "bm25-sentences")
 # Above this many vectors an approximate HNSW index replaces exact search (see `app bench`).
 HNSW_THRESHOLD = 50_000
@@ -58,6 +59,8 @@ class IndexData:
     faiss_index: object
     sentence_vectors: np.ndarray
     folder: Path
+    vocab: tuple[str, ...] = ()
+    vocab_vectors: np.ndarray | None = None
     bm25_chunks: object = None  # bm25s.BM25 over chunk_tokens (memory-mapped), None if not stored
     bm25_sentences: object = None  # the same over sentence_tokens
 
@@ -255,18 +258,24 @@ def build_index(
         texts = [chunk_text(c) for c in chunks] + [sentence_text(s, chunks[s.chunk]) for s in sents]
         vecs = embedder.embed_documents(texts, **({"progress": True} if show_bar else {}))
         cvec, svec = vecs[: len(chunks)], vecs[len(chunks):]
+        from .bridge import report_vocabulary
+
+        vocab = report_vocabulary((c.text for c in chunks), {p for c in chunks for p in c.path})
+        vvec = embedder.embed_queries(vocab) if vocab else np.zeros((0, cvec.shape[1]), dtype=np.float32)
         secs_taken = time.perf_counter() - t0
-        say(f"embedded {len(texts)} texts in {secs_taken:.1f}s ({len(texts) / max(secs_taken, 1e-9):.1f} texts/s)")
+        say(f"embedded {len(texts)} texts and {len(vocab)} words in {secs_taken:.1f}s "
+            f"({len(texts) / max(secs_taken, 1e-9):.1f} texts/s)")
 
         manifest = expected_manifest(docs, embedder.model_id, int(cvec.shape[1]), chunk,
                                      backend=getattr(embedder, "backend", None))
         counts = {"files": len(docs), "sections": len(secs), "chunks": len(chunks), "sentences": len(sents)}
-        final = write_build(index_dir, manifest, counts, chunks, sents, chunk_tokens, sent_tokens, cvec, svec)
+        final = write_build(index_dir, manifest, counts, chunks, sents, chunk_tokens, sent_tokens, cvec, svec,
+                            vocab, vvec)
         return final, errors
 
 
 def write_build(index_dir: Path, manifest: dict, counts: dict, chunks, sents, chunk_tokens, sent_tokens,
-                cvec: np.ndarray, svec: np.ndarray) -> Path:
+                cvec: np.ndarray, svec: np.ndarray, vocab=(), vocab_vectors: np.ndarray | None = None) -> Path:
     """Write one build folder (FAISS, vectors, JSON, BM25, manifest with every file's sha256), make it
     current with an atomic switch, and remove older builds. The caller holds the index lock."""
     import faiss
@@ -279,6 +288,10 @@ def write_build(index_dir: Path, manifest: dict, counts: dict, chunks, sents, ch
     try:
         faiss.write_index(make_faiss(cvec), str(tmp / "chunks.faiss"))
         np.save(tmp / "sentences.npy", svec, allow_pickle=False)
+        if vocab_vectors is None:
+            vocab_vectors = np.zeros((0, svec.shape[1]), dtype=np.float32)
+        np.save(tmp / "vocab.npy", np.asarray(vocab_vectors, dtype=np.float32), allow_pickle=False)
+        (tmp / "vocab.json").write_text(json.dumps(list(vocab), ensure_ascii=False), encoding="utf-8")
         payload = {
             "chunks": [
                 {"id": c.id, "section": c.section, "source": c.source, "path": list(c.path), "text": c.text,
@@ -388,8 +401,10 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
         fidx = faiss.read_index(str(folder / "chunks.faiss"))
         lap("faiss")
         svec = np.load(folder / "sentences.npy", allow_pickle=False, mmap_mode="r")
+        vocab = tuple(json.loads((folder / "vocab.json").read_text(encoding="utf-8")))
+        vvec = np.load(folder / "vocab.npy", allow_pickle=False)
         bm25 = [_bm25_load(folder / n) if (folder / n).is_dir() else None for n in BM25_DIRS]
-        lap("vectors + bm25 (mapped)")
+        lap("vectors, vocabulary, bm25 (mapped)")
     except Exception as exc:  # corrupt despite matching checksums is unlikely, but say what to do
         raise IndexError_(f"cannot read index in {folder} ({exc}): {_rebuild_hint(index_dir)}") from None
     chunks = tuple(
@@ -400,11 +415,11 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
         Sentence(s["id"], s["chunk"], s["section"], s["text"], s["start"], s["end"], RunOffsets(s["runs"]))
         for s in payload["sentences"]
     )
-    if fidx.ntotal != len(chunks) or len(svec) != len(sents):
+    if fidx.ntotal != len(chunks) or len(svec) != len(sents) or len(vvec) != len(vocab):
         raise IndexError_(f"index in {folder} is inconsistent (vector and chunk counts differ): {_rebuild_hint(index_dir)}")
     data = IndexData(
         manifest, chunks, sents, LazyTokens(folder / "tokens.json", "chunks"),
-        LazyTokens(folder / "tokens.json", "sentences"), fidx, svec, folder, *bm25,
+        LazyTokens(folder / "tokens.json", "sentences"), fidx, svec, folder, vocab, vvec, *bm25,
     )
     lap("chunk and sentence objects")
     return data

@@ -35,7 +35,7 @@ def test_index_files_are_json_numpy_and_faiss_only(settings):
     folder, _ = _build(settings)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert {f.rsplit(".", 1)[-1] for f in files} == {"faiss", "json", "npy"}
-    assert {"chunks.faiss", "chunks.json", "manifest.json", "sentences.npy"} <= set(files)
+    assert {"chunks.faiss", "chunks.json", "manifest.json", "sentences.npy", "vocab.json", "vocab.npy"} <= set(files)
     for f in files:
         if f.endswith(".npy"):
             np.load(folder / f, allow_pickle=False)

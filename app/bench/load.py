@@ -50,7 +50,7 @@ def write_worker(spec_path: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     folder = write_build(out, manifest, counts, chunks, sents, list(data.chunk_tokens) * f, list(data.sentence_tokens) * f,
-                         cvec, svec)
+                         cvec, svec, data.vocab, data.vocab_vectors)
     write_s = time.perf_counter() - t
     sizes = {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
     print(json.dumps({"generate_s": gen_s, "write_s": write_s, "sizes": sizes, "chunks": len(chunks),
