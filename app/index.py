@@ -74,27 +74,12 @@ def _sha(path: Path) -> str:
 
 
 def _bm25s():
-    """bm25s, imported without numba and scipy.
+    """bm25s without numba and scipy: it imports both for optional backends this app does not use
+    (scores come from `get_scores`, plain NumPy; the matrix is built with its NumPy CSC builder);
+    numba alone is about half a second of a CLI question's cold start."""
+    from .imports import import_without
 
-    bm25s imports both at import time for optional backends this app does not use (scores come
-    from `get_scores`, plain NumPy; the matrix is built with its NumPy CSC builder). numba alone
-    (llvmlite) is about half a second of a CLI question's cold start, so the import hides them
-    and then un-hides them: a later `import numba` or `import scipy` elsewhere works as usual.
-    """
-    import sys
-
-    if "bm25s" in sys.modules:
-        return sys.modules["bm25s"]
-    hidden = [m for m in ("numba", "scipy") if m not in sys.modules]
-    for m in hidden:
-        sys.modules[m] = None  # type: ignore[assignment]  # makes `import m` raise ImportError
-    try:
-        import bm25s
-    finally:
-        for m in hidden:
-            if sys.modules.get(m, 0) is None:
-                del sys.modules[m]
-    return bm25s
+    return import_without("bm25s", ("numba", "scipy"))
 
 
 def bm25_model(token_lists):
