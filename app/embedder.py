@@ -164,7 +164,7 @@ class PieceTokenizer:
 
 
 class OnnxEmbedder:
-    """The int8 ONNX export of the default model (see `onnx_export`), loaded on first use.
+    """The ONNX export of the default model (see `onnx_export`), int8 or fp32, loaded on first use.
 
     One ONNX Runtime thread per call: a question is one small forward pass (one thread is as
     fast as two on a quiet 2-core machine and far faster when another process holds a core);
@@ -235,7 +235,7 @@ class OnnxEmbedder:
                     raise
                 except Exception as exc:
                     raise ModelError(
-                        f"cannot load the int8 ONNX model ({type(exc).__name__}: {exc}). Delete "
+                        f"cannot load the {self.backend} ONNX model ({type(exc).__name__}: {exc}). Delete "
                         f"{cache_dir() / 'models'} to export it again, or use --backend torch"
                     ) from exc
                 self._tokenizer = tok
