@@ -32,6 +32,8 @@ def _settings(args):
         over["index_dir"] = Path(args.index)
     if getattr(args, "model", None):
         over["model"] = args.model
+    if getattr(args, "backend", None):
+        over["backend"] = args.backend
     s = Settings.from_env(**over)
     if getattr(args, "chunk_size", None):
         from dataclasses import replace
@@ -128,7 +130,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from .embedder import SentenceTransformerEmbedder
+    from .embedder import make_embedder
 
     s = _settings(args)
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
@@ -137,9 +139,9 @@ def cmd_index(args) -> int:
 
         from .distributed import build_distributed
 
-        report = build_distributed(s.corpus_dir, s.index_dir, functools.partial(SentenceTransformerEmbedder, s.model,
-                                                                                 threads=1),
-                                   s.chunk, workers=args.workers or 2, scheduler=args.scheduler,
+        report = build_distributed(s.corpus_dir, s.index_dir,
+                                   functools.partial(make_embedder, s.model, s.backend, threads=1), s.chunk,
+                                   workers=args.workers or 2, scheduler=args.scheduler,
                                    shard_dir=Path(args.shards) if args.shards else None, progress=say)
         folder, errors = report.folder, report.errors
         say(f"{report.shards_built} shard(s) built, {report.shards_reused} reused; "
@@ -147,7 +149,7 @@ def cmd_index(args) -> int:
     else:
         from .index import build_index
 
-        folder, errors = build_index(s.corpus_dir, s.index_dir, SentenceTransformerEmbedder(s.model), s.chunk,
+        folder, errors = build_index(s.corpus_dir, s.index_dir, make_embedder(s.model, s.backend), s.chunk,
                                      progress=say, show_bar=True)
     print(f"index written to {folder}")
     return 1 if errors and args.strict else 0
@@ -201,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--corpus", help="corpus folder of .md/.txt files (default: corpus/, env APP_CORPUS)")
     common.add_argument("--index", help="index folder (default: index/, env APP_INDEX)")
     common.add_argument("--model", help="sentence-transformers model name or path (default: bundled e5-small, env APP_MODEL)")
+    common.add_argument("--backend", choices=("auto", "onnx", "onnx-fp32", "torch"),
+                        help="encoder: onnx-fp32, onnx (int8: fastest, vectors moved slightly) or torch (PyTorch "
+                             "fp32); auto = onnx-fp32 for the default model, torch for others (env APP_BACKEND)")
     common.add_argument("--chunk-size", type=int, help="chunk size in characters (default 300)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

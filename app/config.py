@@ -19,11 +19,12 @@ class Settings:
     corpus_dir: Path = ROOT / "corpus"
     index_dir: Path = ROOT / "index"
     model: str = DEFAULT_MODEL
+    backend: str = "auto"  # "auto" (fp32 ONNX for the default model) | "onnx-fp32" | "onnx" (int8) | "torch"
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
-        """Defaults, then APP_CORPUS / APP_INDEX / APP_MODEL / APP_CHUNK_SIZE, then explicit overrides."""
+        """Defaults, then APP_CORPUS / APP_INDEX / APP_MODEL / APP_BACKEND / APP_CHUNK_SIZE, then explicit overrides."""
         s = cls()
         env = os.environ
         if env.get("APP_CORPUS"):
@@ -32,6 +33,8 @@ class Settings:
             s = replace(s, index_dir=Path(env["APP_INDEX"]))
         if env.get("APP_MODEL"):
             s = replace(s, model=env["APP_MODEL"])
+        if env.get("APP_BACKEND"):
+            s = replace(s, backend=env["APP_BACKEND"])
         if env.get("APP_CHUNK_SIZE"):
             s = replace(s, chunk=ChunkSettings(int(env["APP_CHUNK_SIZE"]), s.chunk.overlap))
         return replace(s, **{k: v for k, v in overrides.items() if v is not None})

@@ -179,7 +179,7 @@ def build_distributed(corpus_dir: Path, index_dir: Path, make_embedder: Callable
     """Build the index of ``corpus_dir`` on a Dask cluster and make it current; see the module doc.
 
     ``make_embedder`` is a picklable zero-argument factory (e.g. ``functools.partial(
-    SentenceTransformerEmbedder, model, threads=1)``): each worker calls it once."""
+    embedder.make_embedder, model, backend, threads=1)``): each worker calls it once."""
     from dask.distributed import as_completed
     from filelock import FileLock
 
@@ -244,13 +244,11 @@ def _load_shard(shard_root: Path, key: str) -> dict:
 
 def _merge(index_dir: Path, shard_root: Path, shards: list[dict], chunk: ChunkSettings, model_id: str, backend,
            client, make_embedder, say, seconds: dict) -> Path:
-    """Shards in file order → one build folder (ids offset; vectors streamed through memory-mapped files)."""
+    """Shards in file order → one build folder. Ids are offset; vectors go through memory-mapped files,
+    so the driver never holds them all (FAISS then holds the chunk vectors it indexes); texts and
+    tokens are held, as BM25 is built over all of them."""
     from .bridge import top_vocabulary
-    from .index import (DocumentEntry, chunk_row, expected_manifest, finish_build, make_faiss, new_build,
-                        sentence_row, write_chunks_json, write_small_files)
-    from .index import _unruns
-
-    import faiss
+    from .index import DocumentEntry, RunOffsets, expected_manifest, finish_build, new_build, write_files
 
     dims = {r["dim"] for r in shards}
     if len(dims) != 1:
@@ -258,61 +256,46 @@ def _merge(index_dir: Path, shard_root: Path, shards: list[dict], chunk: ChunkSe
     dim = dims.pop()
     n_chunks = sum(r["chunks"] for r in shards)
     n_sents = sum(r["sentences"] for r in shards)
-    n_secs = sum(r["sections"] for r in shards)
     say(f"merging {len(shards)} shard(s): {n_chunks} chunks, {n_sents} sentences")
     tmp = new_build(index_dir)
     try:
-        cvec = np.lib.format.open_memmap(tmp / "chunkvecs.tmp.npy", mode="w+", dtype=np.float32, shape=(n_chunks, dim))
-        svec = np.lib.format.open_memmap(tmp / "sentences.npy", mode="w+", dtype=np.float32, shape=(n_sents, dim))
-        entries, words = [], Counter()
-        c0 = s0 = sec0 = 0
-        offsets = []
-        for r in shards:  # pass 1: vectors, documents, vocabulary counts
+        spool = tmp / ".vectors"
+        spool.mkdir()
+        cvec = np.lib.format.open_memmap(spool / "chunks.npy", mode="w+", dtype=np.float32, shape=(n_chunks, dim))
+        svec = np.lib.format.open_memmap(spool / "sentences.npy", mode="w+", dtype=np.float32, shape=(n_sents, dim))
+        chunks, sents, ctoks, stoks, entries, words = [], [], [], [], [], Counter()
+        sec0 = 0
+        for r in shards:
             sh = _load_shard(shard_root, r["key"])
-            v = np.load(shard_root / r["key"] / "vectors.npy", allow_pickle=False, mmap_mode="r")
+            c0, s0 = len(chunks), len(sents)
             nc, ns = r["chunks"], r["sentences"]
+            v = np.load(shard_root / r["key"] / "vectors.npy", allow_pickle=False, mmap_mode="r")
             cvec[c0:c0 + nc] = v[:nc]
             svec[s0:s0 + ns] = v[nc:nc + ns]
+            chunks.extend(Chunk(c["id"] + c0, c["section"] + sec0, c["source"], tuple(c["path"]), c["text"],
+                                c["start"], c["end"], RunOffsets(c["runs"])) for c in sh["chunks"])
+            sents.extend(Sentence(s["id"] + s0, s["chunk"] + c0, s["section"] + sec0, s["text"], s["start"], s["end"],
+                                  RunOffsets(s["runs"])) for s in sh["sentences"])
+            ctoks.extend(tuple(t) for t in sh["chunk_tokens"])
+            stoks.extend(tuple(t) for t in sh["sentence_tokens"])
             entries.append(DocumentEntry(r["source"], DocMeta.from_dict(sh["meta"]), (c0, c0 + nc), (s0, s0 + ns)))
             words.update(sh["words"])
-            offsets.append((c0, s0, sec0))
-            c0, s0, sec0 = c0 + nc, s0 + ns, sec0 + r["sections"]
+            sec0 += r["sections"]
         cvec.flush()
         svec.flush()
-        del svec
-
-        def chunk_rows():
-            for r, (c_off, _s_off, sec_off) in zip(shards, offsets):
-                sh = _load_shard(shard_root, r["key"])
-                for c, toks in zip(sh["chunks"], sh["chunk_tokens"]):
-                    ch = Chunk(c["id"] + c_off, c["section"] + sec_off, c["source"], tuple(c["path"]), c["text"],
-                               c["start"], c["end"], _unruns(c["runs"]))
-                    yield chunk_row(ch, toks)
-
-        def sentence_rows():
-            for r, (c_off, s_off, sec_off) in zip(shards, offsets):
-                sh = _load_shard(shard_root, r["key"])
-                for s, toks in zip(sh["sentences"], sh["sentence_tokens"]):
-                    se = Sentence(s["id"] + s_off, s["chunk"] + c_off, s["section"] + sec_off, s["text"], s["start"],
-                                  s["end"], _unruns(s["runs"]))
-                    yield sentence_row(se, toks)
-
-        write_chunks_json(tmp / "chunks.json", chunk_rows(), sentence_rows())
-        faiss.write_index(make_faiss(np.load(tmp / "chunkvecs.tmp.npy", mmap_mode="r")), str(tmp / "chunks.faiss"))
-        del cvec
-        (tmp / "chunkvecs.tmp.npy").unlink()
         t = time.perf_counter()
         vocab = top_vocabulary(words)
         batches = [vocab[i:i + 2000] for i in range(0, len(vocab), 2000)]
         futs = [client.submit(embed_words, b, make_embedder, pure=False, retries=3) for b in batches]
         vvec = np.concatenate(client.gather(futs)) if futs else np.zeros((0, dim), dtype=np.float32)
         seconds["vocabulary"] = time.perf_counter() - t
-        write_small_files(tmp, vocab, vvec, entries)
-        docs_digest = {r["source"]: r["digest"] for r in shards}
-        manifest = {**expected_manifest([], model_id, dim, chunk), "corpus": docs_digest}
-        if backend is not None:
-            manifest["model"]["backend"] = backend
-        counts = {"files": len(shards), "sections": n_secs, "chunks": n_chunks, "sentences": n_sents}
+        write_files(tmp, chunks, sents, ctoks, stoks, np.load(spool / "chunks.npy", mmap_mode="r"),
+                    np.load(spool / "sentences.npy", mmap_mode="r"), vocab, vvec, entries)
+        del cvec, svec
+        shutil.rmtree(spool)
+        manifest = expected_manifest([], model_id, dim, chunk, backend=backend)
+        manifest["corpus"] = {r["source"]: r["digest"] for r in shards}
+        counts = {"files": len(shards), "sections": sec0, "chunks": n_chunks, "sentences": n_sents}
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

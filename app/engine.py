@@ -21,7 +21,7 @@ from .bridge import Bridge
 from .dialogue import Turn, interpret
 from .config import Settings
 from .corpus import Doc, corpus_digests
-from .embedder import Embedder, SentenceTransformerEmbedder
+from .embedder import Embedder, make_embedder
 from .errors import FilterError, IndexError_, QuestionError, StaleIndexError
 from .filters import select
 from .index import IndexData, build_index, expected_manifest, load_index
@@ -143,7 +143,7 @@ class Engine:
         self.config = config or RetrievalConfig()
         self.reader_config = reader_config or ReaderConfig()
         add_words(p[-1] for p in {c.path for c in data.chunks})
-        self.retriever = Retriever(data)
+        self.retriever = Retriever(data, bm25_chunks=data.bm25_chunks, bm25_sentences=data.bm25_sentences)
         self.lexicon = Lexicon(data)
         self.reader = Reader(data, self.retriever, self.lexicon)
         vocab_vectors = data.vocab_vectors if data.vocab_vectors is not None else np.zeros((0, 1), np.float32)
@@ -154,10 +154,11 @@ class Engine:
              config: RetrievalConfig | None = None, build: bool = True, progress=None) -> "Engine":
         """Load the index for ``settings``; (re)build it when missing or stale if ``build``."""
         settings = settings or Settings.from_env()
-        embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        embedder = embedder or make_embedder(settings.model, settings.backend)
         # the corpus's file digests only: a replica of a large corpus does not hold its texts
         docs = [Doc(src, "", digest) for src, digest in corpus_digests(settings.corpus_dir).items()]
-        expect = expected_manifest(docs, embedder.model_id, None, settings.chunk)
+        expect = expected_manifest(docs, embedder.model_id, None, settings.chunk,
+                                   backend=getattr(embedder, "backend", None))
         try:
             data = load_index(settings.index_dir, expect)
             if data.manifest["model"]["dim"] != embedder.dim:

@@ -57,17 +57,17 @@ def _texts(folder: Path) -> int:
     return m["counts"]["chunks"] + m["counts"]["sentences"] + len(vocab)
 
 
-def measure_build(corpus: Path, work: Path, workers: int, say) -> dict:
+def measure_build(corpus: Path, work: Path, workers: int, say, backend: str = "auto") -> dict:
     """The same corpus built three ways; rates in texts (chunks + sentences + vocabulary words) per second."""
     from .chunking import ChunkSettings
     from .distributed import build_distributed
-    from .embedder import SentenceTransformerEmbedder
+    from .embedder import make_embedder
     from .index import build_index
 
     chunk = ChunkSettings()
     out: dict = {"workers": workers}
     for name, threads in (("single_1_thread", 1), ("single_all_cores", None)):
-        emb = SentenceTransformerEmbedder(threads=threads)
+        emb = make_embedder(backend=backend, threads=threads)
         emb.embed_documents(["预热"])  # the model is loaded before the clock starts
         say(f"build: one process, {threads or 'all'} thread(s)")
         t = time.perf_counter()
@@ -78,7 +78,7 @@ def measure_build(corpus: Path, work: Path, workers: int, say) -> dict:
         gc.collect()
     say(f"build: Dask LocalCluster, {workers} workers × 1 thread")
     t = time.perf_counter()
-    rep = build_distributed(corpus, work / "dask", functools.partial(SentenceTransformerEmbedder, threads=1), chunk,
+    rep = build_distributed(corpus, work / "dask", functools.partial(make_embedder, backend=backend, threads=1), chunk,
                             workers=workers)
     secs = time.perf_counter() - t
     n = _texts(rep.folder)
@@ -254,7 +254,7 @@ def _table(result: dict) -> str:
 
 def main(args, settings) -> int:
     from .bench import parse_scales
-    from .embedder import SentenceTransformerEmbedder
+    from .embedder import make_embedder
     from .synth import write_corpus
 
     say = lambda m: print(f"bench --scale: {m}", flush=True)  # noqa: E731
@@ -268,9 +268,9 @@ def main(args, settings) -> int:
     try:
         base_corpus = work / "build-corpus"
         write_corpus(base_corpus, build_reports)
-        result["build"] = measure_build(base_corpus, work / "builds", 2, say)
+        result["build"] = measure_build(base_corpus, work / "builds", 2, say, settings.backend)
         base = _base_vectors(work / "builds" / "single_all_cores")
-        embedder = SentenceTransformerEmbedder()
+        embedder = make_embedder(settings.model, settings.backend)
         qs = [q for q, _ in _questions()]
         qvecs = embedder.embed_queries(qs)
         result["scales"] = []

@@ -50,7 +50,7 @@ def small_corpus(tmp_path_factory):
 
 def _same_index(a, b, atol=1e-5):
     assert a.chunks == b.chunks and a.sentences == b.sentences  # texts, paths, ids, offsets
-    assert a.chunk_tokens == b.chunk_tokens and a.sentence_tokens == b.sentence_tokens
+    assert list(a.chunk_tokens) == list(b.chunk_tokens) and list(a.sentence_tokens) == list(b.sentence_tokens)
     assert a.documents == b.documents and a.vocab == b.vocab
     xa, xb = (vectors.reconstruct_n(0, vectors.ntotal) for vectors in (a.faiss_index, b.faiss_index))
     np.testing.assert_allclose(xa, xb, atol=atol)
@@ -120,13 +120,13 @@ def test_distributed_build_with_the_real_model_answers_like_the_single_process_b
     from app import multieval
     from app.config import Settings
     from app.distributed import build_distributed
-    from app.embedder import SentenceTransformerEmbedder
+    from app.embedder import make_embedder
     from app.engine import Engine
 
-    emb = SentenceTransformerEmbedder()
+    emb = make_embedder()  # the default encoder (fp32 ONNX of e5-small)
     build_index(small_corpus, tmp_path / "single", emb, CHUNK)
-    report = build_distributed(small_corpus, tmp_path / "dist", functools.partial(SentenceTransformerEmbedder, threads=1),
-                               CHUNK, workers=2)
+    report = build_distributed(small_corpus, tmp_path / "dist", functools.partial(make_embedder, threads=1), CHUNK,
+                               workers=2)
     assert report.shards_built == 4 and not report.errors
     single, dist = load_index(tmp_path / "single"), load_index(tmp_path / "dist")
     _same_index(dist, single, atol=1e-4)  # the model batches other texts together: float rounding only
