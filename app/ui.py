@@ -2,7 +2,8 @@
 
     build_ui(engine) -> gr.Blocks      the chat page, plus the programmatic route /ask
     serve(engine, host, port)          build and launch (what `python -m app serve` runs)
-    make_respond(engine)               the chat handler: respond(message, history) -> reply messages
+    make_respond(engine)               the chat handler: respond(message, history[, sources]) -> reply messages
+    document_choices(documents)        the report picker's entries (shown when the index holds several reports)
     format_reply(answer, view)         pure: an Answer → assistant message dicts (HTML)
 
 Safety: every string from the user or the report is html-escaped before it goes into HTML, and
@@ -25,7 +26,8 @@ from .answer import resolve_followup
 from .engine import Answer, Passage, clean_question
 from .errors import QuestionError
 
-__all__ = ["APOLOGY", "EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "build_ui", "format_reply",
+__all__ = ["APOLOGY", "EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "build_ui", "document_choices",
+           "format_reply",
            "launch_options", "make_respond", "passage_mark", "resolved_history", "serve", "user_message",
            "user_texts"]
 
@@ -54,6 +56,7 @@ CSS = """
             font-size: 1.02rem; line-height: 1.7; }
 .qa-answer mark, .qa-sources mark { background: #ffe58a; color: #1f2328; font-size: inherit; padding: 0 2px;
                                    border-radius: 3px; }
+.qa-part-label { font-weight: 600; margin: 0.5rem 0 0.2rem; }
 .qa-cite { font-size: 0.85rem; color: var(--body-text-color-subdued); line-height: 1.5; }
 .qa-cite .qa-path { color: var(--body-text-color); font-weight: 600; }
 .qa-resolved { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-bottom: 0.3rem; }
@@ -182,7 +185,7 @@ def answer_mark(answer: Answer) -> tuple[int, int] | None:
 def _passage_html(i: int, p: Passage, view: SourceView | None) -> str:
     parts = [
         '<div class="qa-passage">',
-        f'<div class="qa-p-head">[{i}] {_esc(p.section)}<span class="qa-score">相关度 {p.score:.4f}</span></div>',
+        f'<div class="qa-p-head">[{i}] {_esc(p.citation or p.section)}<span class="qa-score">相关度 {p.score:.4f}</span></div>',
         f'<div class="qa-p-text">{_with_mark(p.text, passage_mark(p, view))}</div>',
     ]
     context = view.context_of(p) if view else None
@@ -223,13 +226,28 @@ def format_reply(answer: Answer, view: SourceView | None = None) -> list[dict]:
         if n:
             out.append(_assistant(passages, f"相关段落（{n} 段）"))
         return out
-    cite = (f'<div class="qa-cite">—— <span class="qa-path">{_esc(answer.section)}</span><br>'
-            f"{_esc(answer.source)} · 第 {answer.start}–{answer.end} 字符 · 置信度 {answer.score:.2f}</div>")
-    quote = f'<blockquote class="qa-quote">「{_with_mark(answer.text, answer_mark(answer))}」</blockquote>'
-    out = [_assistant(f'<div class="qa-answer">{resolved}{quote}{cite}</div>')]
+    if answer.parts:  # a comparison across reports: one quote per report named
+        body = "".join(f'<div class="qa-part-label">{_esc(part.label)}</div>' + _quote_html(part) for part in answer.parts)
+        out = [_assistant(f'<div class="qa-answer">{resolved}{body}</div>')]
+    else:
+        out = [_assistant(f'<div class="qa-answer">{resolved}{_quote_html(answer)}</div>')]
     if n:
         out.append(_assistant(passages, f"来源（{n} 段）", closed=True))
     return out
+
+
+def _quote_html(answer: Answer) -> str:
+    if not answer.found:
+        return f"<p>{NOT_FOUND}</p>"
+    cite = (f'<div class="qa-cite">—— <span class="qa-path">{_esc(answer.citation or answer.section)}</span><br>'
+            f"{_esc(answer.source)} · 第 {answer.start}–{answer.end} 字符 · 置信度 {answer.score:.2f}</div>")
+    return f'<blockquote class="qa-quote">「{_with_mark(answer.text, answer_mark(answer))}」</blockquote>{cite}'
+
+
+def document_choices(documents) -> list[tuple[str, str]]:
+    """(label, source file) per report, newest first then by region: what the picker offers."""
+    ordered = sorted(documents, key=lambda d: (-(d.meta.year or 0), d.meta.region, d.source))
+    return [(d.meta.label(d.source), d.source) for d in ordered]
 
 
 def user_message(text: str) -> dict:
@@ -282,14 +300,16 @@ def resolved_history(questions: Iterable[str]) -> list[str]:
 # --------------------------------------------------------------------------- handlers
 
 
-def make_respond(engine, k: int = K) -> Callable[[str, list], list[dict]]:
-    """The chat handler for ``engine``: ``respond(message, history) -> list of assistant messages``."""
+def make_respond(engine, k: int = K) -> Callable[..., list[dict]]:
+    """The chat handler for ``engine``: ``respond(message, history, sources=None) -> list of assistant
+    messages``; ``sources`` (the picker's selection) keeps the search to those reports."""
     view = SourceView.from_index(engine.data)
 
-    def respond(message: str, history: list) -> list[dict]:
+    def respond(message: str, history: list, sources: Sequence[str] | None = None) -> list[dict]:
         earlier = resolved_history(user_texts(history))
         try:
-            answer = engine.ask(message, k=k, history=earlier)
+            narrow = {"filters": {"source": list(sources)}} if sources else {}
+            answer = engine.ask(message, k=k, history=earlier, **narrow)
         except QuestionError as exc:
             return [_assistant(f'<div class="qa-error">{_esc(str(exc))}</div>')]
         except Exception:
@@ -324,11 +344,11 @@ def build_ui(engine):
         value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
         return [*history, user_message(value.get("text", ""))]
 
-    def add_reply(history: list):
+    def add_reply(history: list, sources=None):
         if not history or history[-1].get("role") != "user":
             return history
         message = user_texts(history[-1:])
-        return [*history, *respond(message[0] if message else "", history[:-1])]
+        return [*history, *respond(message[0] if message else "", history[:-1], sources or None)]
 
     def api_ask(question: str, k: int = K) -> dict:
         """Answer a question from the report. Returns found, text, highlight, section, source,
@@ -338,8 +358,10 @@ def build_ui(engine):
         except QuestionError as exc:
             raise gr.Error(str(exc), print_exception=False) from None  # the caller's mistake, not ours
 
-    with gr.Blocks(title=TITLE, fill_height=True) as demo:
-        gr.Markdown(f"# {TITLE}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")
+    n_docs = len(getattr(engine, "documents", ()))
+    title = TITLE if n_docs <= 1 else f"政府工作报告 · 问答（{n_docs} 份报告）"
+    with gr.Blocks(title=title, fill_height=True) as demo:
+        gr.Markdown(f"# {title}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")
         chatbot = gr.Chatbot(
             label="问答",
             show_label=False,
@@ -357,6 +379,10 @@ def build_ui(engine):
             layout="bubble",
             autoscroll=True,
         )
+        picker = None
+        if len(getattr(engine, "documents", ())) > 1:  # several reports: let the reader narrow the search
+            picker = gr.Dropdown(choices=document_choices(engine.documents), value=[], multiselect=True,
+                                 label="在这些报告中查找（不选 = 全部报告）", elem_id="qa-picker")
         box = gr.Textbox(
             show_label=False,
             placeholder="输入关于报告的问题，按回车发送",
@@ -367,10 +393,11 @@ def build_ui(engine):
             elem_id="qa-input",
         )
         ui_only = {"api_visibility": "private"}
+        reply_in = [chatbot, picker] if picker is not None else chatbot
         box.submit(add_user, [box, chatbot], [box, chatbot], queue=False, **ui_only).then(
-            add_reply, chatbot, chatbot, show_progress="minimal", **ui_only)
+            add_reply, reply_in, chatbot, show_progress="minimal", **ui_only)
         chatbot.example_select(add_example, chatbot, chatbot, queue=False, **ui_only).then(
-            add_reply, chatbot, chatbot, show_progress="minimal", **ui_only)
+            add_reply, reply_in, chatbot, show_progress="minimal", **ui_only)
         gr.api(api_ask, api_name="ask")
     demo.queue(default_concurrency_limit=4)  # Engine.ask only reads: safe to share across sessions
     return demo

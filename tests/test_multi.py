@@ -90,3 +90,34 @@ def test_the_cli_names_a_bad_filter(multi, capsys, monkeypatch):
     monkeypatch.setattr(cli, "_engine", lambda args: multi)
     assert cli.main(["ask", "地区生产总值", "--filter", "year"]) == 2
     assert "key=value" in capsys.readouterr().err
+
+
+def test_the_chat_reply_names_the_report_and_shows_each_part(multi):
+    from app.ui import format_reply
+
+    a = multi.ask("海拉尔区2024年和2025年的地区生产总值增长目标分别是多少？")
+    html = format_reply(a)[0]["content"]
+    assert "2024年" in html and "2025年" in html
+    assert "海拉尔区 2024 年政府工作报告 ›" in html and "海拉尔区 2025 年政府工作报告 ›" in html
+
+
+def test_the_picker_keeps_the_chat_to_the_chosen_report(multi):
+    from app.ui import make_respond
+
+    chosen = next(d for d in multi.documents if d.meta.region == "通源县" and d.meta.year == 2024)
+    others = {d.meta.title for d in multi.documents} - {chosen.meta.title}
+    reply = "".join(m["content"] for m in make_respond(multi)("今年地区生产总值增长目标是多少？", [], [chosen.source]))
+    assert chosen.meta.title in reply and not any(t in reply for t in others)
+
+
+def test_the_page_offers_the_picker_only_for_several_reports(multi, fake_engine):
+    from app.ui import build_ui, document_choices
+
+    def picker(engine):
+        demo = build_ui(engine)
+        return [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "qa-picker"]
+
+    (dropdown,) = picker(multi)
+    assert [v for _, v in dropdown.choices] == [v for _, v in document_choices(multi.documents)]
+    assert len(dropdown.choices) == 6 and dropdown.choices[0][0].startswith(("海拉尔区 2025", "通源县 2025"))
+    assert picker(fake_engine) == []
