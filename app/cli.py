@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="many reports: the build on one process vs. a local Dask cluster, and the generated corpus at "
                         "--scales reports as real indexes (eval/results/bench-scale.json)")
     b.add_argument("--build-reports", type=int, default=10, help="with --scale: reports in the build comparison")
+    b.add_argument("--only-build", action="store_true", help="with --scale: only the build comparison "
+                                                                "(eval/results/bench-scale-build.json)")
     b.set_defaults(fn=cmd_bench)
     return p
 

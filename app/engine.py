@@ -144,7 +144,7 @@ class Engine:
         self.reader_config = reader_config or ReaderConfig()
         add_words(p[-1] for p in {c.path for c in data.chunks})
         self.retriever = Retriever(data, bm25_chunks=data.bm25_chunks, bm25_sentences=data.bm25_sentences)
-        self.lexicon = Lexicon(data)
+        self.lexicon = Lexicon(data, self.retriever.bm25_chunks)
         self.reader = Reader(data, self.retriever, self.lexicon)
         vocab_vectors = data.vocab_vectors if data.vocab_vectors is not None else np.zeros((0, 1), np.float32)
         self.bridge = Bridge(data.vocab, vocab_vectors)
@@ -189,7 +189,7 @@ class Engine:
         return None if len(kept) == len(self.data.documents) else Scope.of(kept)
 
     def prepare(self, question: object, k: int = 5, history: Sequence[str] = (), *,
-                config: RetrievalConfig | None = None, filters=None) -> "Prepared":
+                config: RetrievalConfig | None = None, filters=None, turn: Turn | None = None) -> "Prepared":
         """Every stage before the reader: clean, interpret the turn, encode, bridge words, retrieve."""
         cfg = config or self.config
         scope = self.scope(filters)
@@ -198,7 +198,8 @@ class Engine:
             raise QuestionError(f"k must be an integer from 1 to 50, got {k!r}")
         hist = tuple(clean_question(h) for h in history if isinstance(h, str) and h.strip())
         timings: dict[str, float] = {}
-        turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+        if turn is None:  # (`ask` passes the turn it already interpreted)
+            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
         if turn.intent == "smalltalk" or not re.search(r"\w", unicodedata.normalize("NFKC", turn.resolved)):
             # small talk, or emoji/punctuation only: nothing to look for
             return Prepared(q, turn, None, None, {}, (), None, timings)
@@ -223,6 +224,7 @@ class Engine:
         gets one part per report (compare.py). Raises QuestionError (FilterError) on unusable input."""
         from .compare import narrow, plan
 
+        turn = None
         if len(self.data.documents) > 1:
             q = clean_question(question)
             hist = tuple(clean_question(h) for h in history if isinstance(h, str) and h.strip())
@@ -236,7 +238,7 @@ class Engine:
                 mine = narrow(turn.resolved, docs)
                 if len(mine) < len(docs):  # the question names one region: search its reports
                     filters = {**(filters or {}), "source": [d.source for d in mine]}
-        return self._ask_one(question, k, history, config=config, filters=filters)
+        return self._ask_one(question, k, history, config=config, filters=filters, turn=turn)
 
     def _compare(self, q: str, resolved: str, parts, k: int, config, filters) -> Answer:
         t = time.perf_counter()
@@ -256,9 +258,9 @@ class Engine:
                        message=f"比较 {len(answers)} 份报告：" + "；".join(a.label for a in answers))
 
     def _ask_one(self, question: object, k: int = 5, history: Sequence[str] = (), *,
-                 config: RetrievalConfig | None = None, filters=None) -> Answer:
+                 config: RetrievalConfig | None = None, filters=None, turn: Turn | None = None) -> Answer:
         t_all = time.perf_counter()
-        prep = self.prepare(question, k, history, config=config, filters=filters)
+        prep = self.prepare(question, k, history, config=config, filters=filters, turn=turn)
         q, turn, timings = prep.question, prep.turn, prep.timings
         if turn.intent == "smalltalk":
             return replace(self._not_found(q, "", (), 0.0, timings), intent="smalltalk", message=turn.reply)

@@ -9,6 +9,7 @@ documents.json, so resolving a filter reads one entry per document, never the ch
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 from .docmeta import FIELDS
@@ -19,12 +20,14 @@ __all__ = ["KEYS", "filter_label", "parse_filter_args", "select"]
 KEYS = (*FIELDS, "source")
 
 
+@lru_cache(maxsize=65536)
 def _norm(v) -> str:
     from .textnorm import normalize
 
     return normalize(str(v)).strip()
 
 
+@lru_cache(maxsize=65536)
 def _region_key(region: str) -> str:
     r = _norm(region)
     for suffix in ("自治区", "自治州", "自治县", "自治旗", "地区", "省", "市", "区", "县", "旗", "盟", "州", "镇", "乡"):

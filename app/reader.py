@@ -30,6 +30,7 @@ from .index import IndexData
 from .lexicon import Lexicon
 from .question import Query
 from .retrieval import Candidates, Retriever
+from .topk import top_n
 
 __all__ = ["MODEL_PATH", "BoostedModel", "LinearModel", "Reader", "ReaderConfig", "ReaderModel", "Reading",
            "blocked_rows"]
@@ -167,14 +168,20 @@ class Reader:
         gloss = self.lexicon.glossary_hits(q.norm)
         if scope is not None:
             gloss = [c for c in gloss if c in scope.chunks]
+        if len(gloss) > cfg.pool_chunks:  # many reports explain the term: the entries retrieval ranks best
+            rank = {c: r for r, c in enumerate(cands.order)}
+            gloss = sorted(gloss, key=lambda c: (rank.get(c, len(rank)), c))[: cfg.pool_chunks]
         ids = {s for c in cands.order[: cfg.pool_chunks] for s in self.retriever.sentences_of.get(c, [])}
         ids |= {s for c in gloss for s in self.retriever.sentences_of.get(c, [])}
         n = cfg.pool_sentences
-        top_dense = np.argsort(-sims)[:n]
-        top_bm25 = [i for i in np.argsort(-bm25b)[:n] if bm25b[i] > 0]
+        top_dense = top_n(sims, n)
+        top_bm25 = [i for i in top_n(bm25b, n) if bm25b[i] > 0]
         ids |= {int(i) if glob is None else int(glob[i]) for i in (*top_dense, *top_bm25)}
         if q.document:  # the title block is where a question about the report is answered
             sources = self.title_sentences if scope is None else {s: self.title_sentences.get(s, ()) for s in scope.sources}
+            if len(sources) > cfg.pool_chunks:  # many reports: the title blocks of those retrieval ranks best
+                top_docs = {data.chunks[c].source for c in cands.order[: cfg.pool_chunks]}
+                sources = {s: v for s, v in sources.items() if s in top_docs}
             ids |= {s for sids in sources.values() for s in sids}
         sent_ids = tuple(sorted(ids))
         fused = cands.fused

@@ -20,6 +20,7 @@ import numpy as np
 from .answer import section_time, time_frame
 from .index import IndexData
 from .textnorm import tokenize
+from .topk import top_n
 from .vectors import Subset, search as vector_search
 
 __all__ = ["Candidates", "RetrievalConfig", "Retriever", "Scope", "bm25_scores_in"]
@@ -163,7 +164,7 @@ class Retriever:
             sims = self.sentence_sims(qvec, scope)
             ids = None if scope is None else scope.sentences.ids()
             best_per_chunk: dict[int, float] = {}
-            for j in np.argsort(-sims)[: cand * 3]:
+            for j in top_n(sims, cand * 3):
                 sid = int(j) if ids is None else int(ids[j])
                 best_per_chunk.setdefault(self.data.sentences[sid].chunk, float(sims[j]))
             sent_rank = sorted(best_per_chunk, key=lambda c: -best_per_chunk[c])[:cand]
@@ -182,7 +183,7 @@ class Retriever:
             else:
                 bm25 = bm25_scores_in(self.bm25_chunks, query_tokens, scope.chunks)
                 cids = scope.chunks.ids()
-            top = [int(i) for i in np.argsort(-bm25)[:cand] if bm25[i] > 0]
+            top = [int(i) for i in top_n(bm25, cand) if bm25[i] > 0]
             bm25_ids = top if cids is None else [int(cids[i]) for i in top]
             bm25_of = {c: float(bm25[i]) for c, i in zip(bm25_ids, top)}
             if cfg.fusion == "weighted" and cfg.mode == "hybrid":
