@@ -205,9 +205,12 @@ def build_distributed(corpus_dir: Path, index_dir: Path, make_embedder: Callable
         client, cluster = _client(scheduler, workers)
         try:
             t = time.perf_counter()
-            futures = {client.submit(build_shard, p, str(corpus_dir), str(shard_root), key, chunk, make_embedder,
-                                     key=f"shard-{key}", retries=retries, pure=False): i
-                       for i, (p, key) in enumerate(jobs)}
+            # largest files first, so no worker is left with a long file while the others idle at the end
+            by_size = sorted(range(len(jobs)), key=lambda i: -Path(jobs[i][0]).stat().st_size)
+            futures = {client.submit(build_shard, jobs[i][0], str(corpus_dir), str(shard_root), jobs[i][1], chunk,
+                                     make_embedder, key=f"shard-{jobs[i][1]}", retries=retries, pure=False,
+                                     priority=len(jobs) - rank): i
+                       for rank, i in enumerate(by_size)}
             results: list[dict | None] = [None] * len(jobs)
             for n, fut in enumerate(as_completed(futures), 1):
                 results[futures[fut]] = fut.result()
@@ -285,7 +288,9 @@ def _merge(index_dir: Path, shard_root: Path, shards: list[dict], chunk: ChunkSe
         svec.flush()
         t = time.perf_counter()
         vocab = top_vocabulary(words)
-        batches = [vocab[i:i + 2000] for i in range(0, len(vocab), 2000)]
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        size = max(1, min(2000, -(-len(vocab) // (2 * n_workers))))  # every worker gets some
+        batches = [vocab[i:i + size] for i in range(0, len(vocab), size)]
         futs = [client.submit(embed_words, b, make_embedder, pure=False, retries=3) for b in batches]
         vvec = np.concatenate(client.gather(futs)) if futs else np.zeros((0, dim), dtype=np.float32)
         seconds["vocabulary"] = time.perf_counter() - t
