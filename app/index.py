@@ -192,6 +192,29 @@ def _rebuild_hint(index_dir: Path) -> str:
     return f"run `python -m app index` (index folder: {index_dir})"
 
 
+_MANIFEST_FILES = ("chunks.faiss", "sentences.npy", "chunks.json")  # checksummed in every build
+
+
+def _manifest_problem(m: object) -> str | None:
+    """What is wrong with a manifest's shape (None when nothing is): a damaged manifest is rebuilt,
+    never half-read, and one without checksums must not let edited files through unchecked."""
+    if not isinstance(m, dict):
+        return f"a JSON {type(m).__name__}, not an object"
+    model, files = m.get("model"), m.get("files")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not (isinstance(model, dict) and isinstance(model.get("id"), str) and is_int(model.get("dim"))):
+        return f'"model" is {model!r:.80}, not {{"id": <name>, "dim": <int>}}'
+    for key in ("chunking", "corpus"):
+        if not isinstance(m.get(key), dict):
+            return f'"{key}" is {m.get(key)!r:.80}, not an object'
+    if not (isinstance(files, dict) and all(isinstance(files.get(n), str) for n in _MANIFEST_FILES)):
+        return f'"files" lacks the checksums of {", ".join(_MANIFEST_FILES)}'
+    return None
+
+
 def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
     """Load the current build; raise IndexError_/StaleIndexError with the command that fixes it.
 
@@ -209,8 +232,11 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexError_(f"index manifest in {folder} is missing or corrupt ({exc}): {_rebuild_hint(index_dir)}") from None
-    if manifest.get("format") != FORMAT:
+    if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
         raise StaleIndexError(f"index format {manifest.get('format')} != {FORMAT}: {_rebuild_hint(index_dir)}")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise IndexError_(f"index manifest {folder / 'manifest.json'} is damaged ({problem}): {_rebuild_hint(index_dir)}")
     for name, digest in manifest.get("files", {}).items():
         p = folder / name
         if not p.is_file() or _sha(p) != digest:

@@ -1,4 +1,5 @@
-"""Robustness: builds killed or raced across processes, a very large corpus file, hostile questions.
+"""Robustness: builds killed or raced across processes, a very large corpus file, hostile questions and
+histories, manifests of the wrong shape, and command-line mistakes that must end in a message, not a traceback.
 
 Fast fake embedder throughout. Builds run in child processes (``sys.executable -c``) where the
 behaviour is about processes: a SIGKILL cannot be simulated in-process, and threads share one
@@ -7,6 +8,7 @@ interpreter (tests/test_index.py covers the in-process and threaded cases).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,7 +24,7 @@ import pytest
 from app.config import Settings
 from app.corpus import load_corpus
 from app.engine import Answer, Engine
-from app.errors import QuestionError
+from app.errors import IndexError_, QuestionError
 from app.index import HNSW_THRESHOLD, build_index, expected_manifest, load_index
 from app.ui import APOLOGY, make_respond
 
@@ -284,3 +286,41 @@ def test_the_chat_handler_replies_to_a_hostile_question_without_an_internal_erro
 def test_the_chat_handler_survives_a_hostile_history(engine, history):
     reply = make_respond(engine)("那2025年呢？", history)
     assert reply and not any(APOLOGY in m["content"] for m in reply)
+
+
+# ----------------------------------------------------------------------------- manifests of the wrong shape
+
+
+def _tamper_manifest(settings, change) -> Path:
+    data = load_index(settings.index_dir, _expect(settings))
+    path = data.folder / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(change(manifest), ensure_ascii=False), encoding="utf-8")
+    return data.folder
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda m: {**m, "model": None}, id="model-null"),
+    pytest.param(lambda m: {**m, "model": {"id": 5}}, id="model-without-dim"),
+    pytest.param(lambda m: [m], id="a-list"),
+    pytest.param(lambda m: {**m, "chunking": "300"}, id="chunking-a-string"),
+    pytest.param(lambda m: {**m, "corpus": None}, id="corpus-null"),
+    pytest.param(lambda m: {**m, "files": {"chunks.json": m["files"]["chunks.json"]}}, id="files-incomplete"),
+])
+def test_a_manifest_of_the_wrong_shape_is_refused_and_rebuilt(settings, change):
+    Engine.open(settings, embedder=FakeEmbedder())
+    tampered = _tamper_manifest(settings, change)
+    with pytest.raises(IndexError_, match="python -m app index"):
+        load_index(settings.index_dir, _expect(settings))
+    assert Engine.open(settings, embedder=FakeEmbedder()).data.folder != tampered
+
+
+def test_a_manifest_without_file_checksums_is_rebuilt_so_an_edited_chunks_file_is_not_answered(settings):
+    Engine.open(settings, embedder=FakeEmbedder())
+    folder = _tamper_manifest(settings, lambda m: {k: v for k, v in m.items() if k != "files"})
+    chunks = folder / "chunks.json"
+    chunks.write_text(chunks.read_text(encoding="utf-8").replace("231.52", "999.99"), encoding="utf-8")
+
+    answer = Engine.open(settings, embedder=FakeEmbedder()).ask("2024年地区生产总值是多少？")
+    texts = " ".join(p.text for p in answer.passages)
+    assert "231.52" in texts and "999.99" not in texts
