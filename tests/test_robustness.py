@@ -324,3 +324,73 @@ def test_a_manifest_without_file_checksums_is_rebuilt_so_an_edited_chunks_file_i
     answer = Engine.open(settings, embedder=FakeEmbedder()).ask("2024年地区生产总值是多少？")
     texts = " ".join(p.text for p in answer.passages)
     assert "231.52" in texts and "999.99" not in texts
+
+
+# ----------------------------------------------------------------------------- command-line errors
+
+
+def _cli(*args: str, env: dict | None = None, timeout: float = CHILD_TIMEOUT) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "APP_CACHE_DIR": os.environ.get("APP_CACHE_DIR", str(ROOT / ".cache")), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def _assert_clean_error(run: subprocess.CompletedProcess, *needles: str) -> None:
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    for needle in needles:
+        assert needle in run.stderr, run.stderr[-2000:]
+
+
+def test_cli_refuses_a_chunk_size_out_of_range_with_a_message(tmp_path):
+    _assert_clean_error(_cli("ask", "x", "--chunk-size", "5", "--no-build", "--index", str(tmp_path / "i")),
+                        "error:", "--chunk-size", "20")
+
+
+def test_cli_refuses_a_chunk_size_from_the_environment_that_is_not_a_number(tmp_path):
+    _assert_clean_error(_cli("ask", "x", "--no-build", "--index", str(tmp_path / "i"), env={"APP_CHUNK_SIZE": "abc"}),
+                        "error:", "APP_CHUNK_SIZE", "abc")
+
+
+def test_cli_refuses_an_index_path_that_is_a_file(tmp_path):
+    not_a_folder = tmp_path / "index.txt"
+    not_a_folder.write_text("x")
+    _assert_clean_error(_cli("index", "--index", str(not_a_folder)), "error:", str(not_a_folder))
+
+
+def test_cli_refuses_a_port_out_of_range(tmp_path):
+    _assert_clean_error(_cli("serve", "--port", "99999", "--index", str(tmp_path / "i")), "99999")
+
+
+def test_cli_refuses_a_port_in_use_before_loading_anything(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = _cli("serve", "--port", str(port), "--index", str(tmp_path / "i"))
+    _assert_clean_error(run, "error:", str(port), "--port")
+    assert not (tmp_path / "i").exists(), "the engine was opened before the port was checked"
+
+
+def test_cli_refuses_a_missing_questions_file(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    _assert_clean_error(_cli("eval", "--questions", str(missing), "--index", str(tmp_path / "i")),
+                        "error:", str(missing))
+    assert not (tmp_path / "i").exists(), "the engine was opened before the file was checked"
+
+
+def test_cli_reports_an_unwritable_index_folder_as_a_message(settings, monkeypatch, capsys):
+    import app.engine
+    from app import cli
+
+    def unwritable(corpus_dir, index_dir, *a, **kw):
+        raise PermissionError(13, "Permission denied", str(Path(index_dir) / ".lock"))
+
+    monkeypatch.setattr(app.engine, "build_index", unwritable)
+    monkeypatch.setattr(app.engine, "SentenceTransformerEmbedder", lambda model: FakeEmbedder())
+    code = cli.main(["ask", "x", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "Permission denied" in err and str(settings.index_dir) in err
