@@ -28,10 +28,12 @@ from .reader import Reader, ReaderConfig
 from .retrieval import RetrievalConfig, Retriever
 from .textnorm import add_words, expand_query, normalize
 
-__all__ = ["Answer", "Engine", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig"]
+__all__ = ["Answer", "Engine", "HISTORY_TURNS", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig", "clean_history",
+           "clean_question"]
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
+HISTORY_TURNS = 4  # earlier questions kept for follow-ups (resolution reads the last one)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,36 @@ def clean_question(question: object) -> str:
     return q
 
 
+def clean_history(history: object) -> tuple[str, ...]:
+    """Earlier questions, for follow-ups: the last `HISTORY_TURNS`, each cleaned like a question
+    and clipped to `MAX_QUESTION_CHARS` (an earlier question is never refused for its length).
+
+    None is no history and a string is one earlier question; blank entries are dropped. Anything
+    else raises QuestionError.
+    """
+    if history is None:
+        return ()
+    if isinstance(history, str):
+        history = (history,)
+    example = 'e.g. history=["2024年新增就业多少人？"]'
+    if not isinstance(history, (list, tuple)):
+        raise QuestionError(f"history must be a list of earlier questions (strings), got {type(history).__name__}: "
+                            f"pass {example}")
+    bad = [h for h in history if not isinstance(h, str)]
+    if bad:
+        raise QuestionError(f"history must be a list of earlier questions (strings); it holds {bad[0]!r:.60} "
+                            f"({type(bad[0]).__name__}): pass only the questions' text, {example}")
+    out = []
+    for h in reversed(history):
+        h = _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", h)).strip()[:MAX_QUESTION_CHARS]
+        if h:
+            out.append(h)
+            if len(out) == HISTORY_TURNS:
+                break
+    return tuple(reversed(out))
+
+
+
 class Engine:
     """One loaded index, one embedder, and the stages that answer a question over them:
 
@@ -123,7 +155,7 @@ class Engine:
             data = load_index(settings.index_dir, expect)
         return cls(data, embedder, config)
 
-    def ask(self, question: object, k: int = 5, history: Sequence[str] = (), *,
+    def ask(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
             config: RetrievalConfig | None = None) -> Answer:
         """Answer ``question`` from the report; see `Answer`. Raises QuestionError on unusable input."""
         cfg = config or self.config
@@ -131,8 +163,8 @@ class Engine:
         q = clean_question(question)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
             raise QuestionError(f"k must be an integer from 1 to 50, got {k!r}")
-        hist = tuple(clean_question(h) for h in history if isinstance(h, str) and h.strip())
-        resolved = resolve_followup(q, hist)
+        hist = clean_history(history)
+        resolved = resolve_followup(q, hist)[:MAX_QUESTION_CHARS]  # a follow-up adds words: clip, never fail
         qnorm = expand_query(normalize(resolved))
         timings: dict[str, float] = {}
         if not re.search(r"\w", unicodedata.normalize("NFKC", resolved)):

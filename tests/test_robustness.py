@@ -23,10 +23,10 @@ import pytest
 
 from app.config import Settings
 from app.corpus import load_corpus
-from app.engine import Answer, Engine
+from app.engine import HISTORY_TURNS, MAX_QUESTION_CHARS, Answer, Engine, clean_history
 from app.errors import IndexError_, QuestionError
 from app.index import HNSW_THRESHOLD, build_index, expected_manifest, load_index
-from app.ui import APOLOGY, make_respond
+from app.ui import APOLOGY, make_respond, user_message
 
 from .conftest import REPORT, ROOT, FakeEmbedder
 
@@ -286,6 +286,85 @@ def test_the_chat_handler_replies_to_a_hostile_question_without_an_internal_erro
 def test_the_chat_handler_survives_a_hostile_history(engine, history):
     reply = make_respond(engine)("那2025年呢？", history)
     assert reply and not any(APOLOGY in m["content"] for m in reply)
+
+
+# ----------------------------------------------------------------------------- history: shape, length, poisoning
+
+
+class _SpyEngine:
+    """Records the history the chat handler passes; answers with the real engine."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.data, self.histories = engine, engine.data, []
+
+    def ask(self, question, k=5, history=()):
+        self.histories.append(list(history))
+        return self.engine.ask(question, k=k, history=history)
+
+
+def _chat_turns(questions, reply="…"):
+    out = []
+    for q in questions:
+        out += [user_message(q), {"role": "assistant", "content": reply}]
+    return out
+
+
+def test_the_chat_handler_resolves_only_the_last_few_turns_of_a_huge_history(engine):
+    # 400 long earlier questions: resolving each one (jieba over 1,800 characters) was a CPU sink
+    spy = _SpyEngine(engine)
+    history = _chat_turns(["2024年新增就业多少人？" + "就业" * 900] * 400)
+    reply = make_respond(spy)("那2025年呢？", history)
+    assert reply and not any(APOLOGY in m["content"] for m in reply)
+    assert len(spy.histories[0]) <= HISTORY_TURNS
+
+
+def test_a_follow_up_to_a_question_at_the_length_limit_does_not_poison_the_chat(engine):
+    respond = make_respond(engine)
+    long_question = ("2024年地区生产总值是多少" * 200)[:MAX_QUESTION_CHARS - 1]
+    history = [user_message(long_question), *respond(long_question, [])]
+    history += [user_message("那城镇呢？"), *respond("那城镇呢？", history)]
+    reply = respond("2024年地区生产总值是多少？", history)
+    assert not any("qa-error" in m["content"] for m in reply), reply[0]["content"]
+
+
+def test_a_resolved_follow_up_is_clipped_to_the_question_limit(engine):
+    long_question = ("2024年地区生产总值是多少" * 200)[:MAX_QUESTION_CHARS - 1]
+    answer = engine.ask("那城镇呢？", history=[long_question])
+    assert answer.resolved_question.startswith("城镇")
+    assert len(answer.resolved_question) <= MAX_QUESTION_CHARS
+
+
+def test_history_given_as_one_string_is_one_earlier_question(engine):
+    as_string = engine.ask("那城镇失业人员再就业呢？", history="2024年新增就业多少人？")
+    as_list = engine.ask("那城镇失业人员再就业呢？", history=["2024年新增就业多少人？"])
+    assert as_string.resolved_question == as_list.resolved_question
+    assert as_string == as_list
+
+
+def test_history_none_means_no_earlier_questions(engine):
+    assert engine.ask("2024年新增就业多少人？", history=None) == engine.ask("2024年新增就业多少人？")
+
+
+@pytest.mark.parametrize("history", [
+    pytest.param(["2024年新增就业多少人？", 42], id="int-item"),
+    pytest.param([None], id="none-item"),
+    pytest.param([b"bytes"], id="bytes-item"),
+    pytest.param(42, id="int"),
+    pytest.param({"role": "user"}, id="dict"),
+])
+def test_history_of_the_wrong_shape_is_refused_naming_the_fix(engine, history):
+    with pytest.raises(QuestionError, match="history must be"):
+        engine.ask("那2025年呢？", history=history)
+
+
+def test_clean_history_keeps_the_last_turns_clipped_and_drops_blank_ones():
+    long = "海" * (MAX_QUESTION_CHARS + 500)
+    history = [f"问题{i}" for i in range(50)] + ["   ", long]
+    cleaned = clean_history(history)
+    assert len(cleaned) <= HISTORY_TURNS
+    assert cleaned[-1] == "海" * MAX_QUESTION_CHARS
+    assert cleaned[-2] == "问题49"
+    assert clean_history(None) == () and clean_history("\x00 一个问题 ") == ("一个问题",)
 
 
 # ----------------------------------------------------------------------------- manifests of the wrong shape
