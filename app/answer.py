@@ -24,6 +24,10 @@ def time_frame(question: str) -> str | None:
     y24, y25 = "2024" in question, "2025" in question
     if y24 != y25:
         return "past" if y24 else "future"
+    # a relative year outranks tense words: "去年呢" after "今年打算…" asks about last year
+    rel_past, rel_fut = bool(re.search(r"去年|上年|last year", question, re.I)), bool(re.search(r"今年|本年|this year", question, re.I))
+    if rel_past != rel_fut:
+        return "past" if rel_past else "future"
     past, fut = bool(_PAST.search(question)), bool(_FUTURE.search(question))
     if past == fut:
         return None

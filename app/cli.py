@@ -5,6 +5,7 @@
     python -m app index                build (or rebuild) index/
     python -m app serve                the Gradio chat on http://127.0.0.1:7860
     python -m app eval                 the evaluation benchmark (eval/results/)
+    python -m app fit                  fit the reader on the eval set's dev split (app/models/reader.json)
     python -m app bench                speed/scale benchmark
 """
 
@@ -55,6 +56,10 @@ def answer_to_json(answer) -> str:
 def format_answer(answer) -> str:
     """Plain-text rendering: the quote with the span in 【】, its section, then the sources."""
     lines = []
+    if answer.intent == "smalltalk":
+        return answer.message
+    if answer.resolved_question and answer.resolved_question != answer.question:
+        lines.append(f"（按“{answer.resolved_question}”理解）")
     if answer.found:
         # offsets are into the file and the text may skip page-break newlines: locate by content
         a = max(0, answer.text.find(answer.highlight))
@@ -98,7 +103,7 @@ def cmd_chat(args) -> int:
             print(f"[!] {exc}")
             continue
         print(format_answer(ans))
-        history.append(ans.resolved_question)
+        history.append(q)  # the engine resolves the whole chain itself; small talk carries no topic
     return 0
 
 
@@ -158,6 +163,12 @@ def cmd_eval(args) -> int:
     return eval_main(args, _engine(args))
 
 
+def cmd_fit(args) -> int:
+    from .fit import main as fit_main
+
+    return fit_main(args, _engine(args))
+
+
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
 
@@ -209,9 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="results folder (default eval/results)")
     e.add_argument("--configs", default="bm25,dense,hybrid", help="comma-separated retrieval configs to compare")
     e.add_argument("--check", action="store_true", help="exit 1 if the default config is below the floors")
+    e.add_argument("--split", choices=["dev", "blind"], default=None, help="only this split (default: both)")
     e.add_argument("--no-build", action="store_true")
-    e.add_argument("--calibrate", action="store_true", help="grid-search the refusal thresholds (prints them)")
     e.set_defaults(fn=cmd_eval)
+
+    f = sub.add_parser("fit", parents=[common], help="fit the reader's models on the eval set's dev split")
+    f.add_argument("--questions", default=None, help="eval JSONL (default eval/questions.jsonl; only split=dev is used)")
+    f.add_argument("--out", dest="model_out", default=None, help="where to write the weights (default app/models/reader.json)")
+    f.add_argument("--report", default=None, help="where to write the report (default eval/results/fit.md)")
+    f.add_argument("--max-false-refusal", type=float, default=0.05,
+                   help="share of answerable dev questions the threshold may refuse (cross-validated; default 0.05)")
+    f.add_argument("--no-build", action="store_true")
+    f.set_defaults(fn=cmd_fit)
 
     b = sub.add_parser("bench", parents=[common], help="speed and scale benchmark")
     b.add_argument("--out", default=None, help="results folder (default eval/results)")

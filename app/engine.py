@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .answer import resolve_followup
+from .bridge import Bridge
+from .dialogue import Turn, interpret
 from .config import Settings
 from .corpus import load_corpus
 from .embedder import Embedder, SentenceTransformerEmbedder
@@ -25,8 +26,9 @@ from .errors import IndexError_, QuestionError, StaleIndexError
 from .index import IndexData, build_index, expected_manifest, load_index
 from .lexicon import Lexicon
 from .reader import Reader, ReaderConfig
-from .retrieval import RetrievalConfig, Retriever
-from .textnorm import add_words, expand_query, normalize
+from .question import Query, analyze
+from .retrieval import Candidates, RetrievalConfig, Retriever
+from .textnorm import add_words, expand_query, normalize, tokenize
 
 __all__ = ["Answer", "Engine", "HISTORY_TURNS", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig", "clean_history",
            "clean_question"]
@@ -64,7 +66,9 @@ class Answer:
     resolved_question: str  # the question after follow-up resolution
     passages: tuple[Passage, ...]  # the quote's own passage first, then by score; when not found, the nearest
     timings: dict = field(default_factory=dict, compare=False, repr=False)
-    signals: dict = field(default_factory=dict, compare=False, repr=False)  # refusal inputs, for calibration
+    signals: dict = field(default_factory=dict, compare=False, repr=False)  # the reader's features, for fitting
+    intent: str = "question"  # "question", or "smalltalk" (a greeting or thanks: found=False, no quote)
+    message: str = ""  # what to say instead of a quote: the small-talk reply, or why nothing was found
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -111,6 +115,35 @@ def clean_history(history: object) -> tuple[str, ...]:
     return tuple(reversed(out))
 
 
+class _Related:
+    """The dialogue's view of the report: do two sets of words share a sentence? Words the report
+    never uses stand in through their bridged neighbours ("增速" → "增长")."""
+
+    def __init__(self, lexicon: Lexicon, bridge: Bridge, embedder: Embedder) -> None:
+        self.lexicon, self.bridge, self.embedder = lexicon, bridge, embedder
+
+    def _expand(self, terms) -> list[str]:
+        unknown = [t for t in terms if t not in self.lexicon.corpus_norm]
+        near = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
+        return [t for t in terms if t not in near] + [n.term for ns in near.values() for n in ns]
+
+    def related(self, a, b) -> bool:
+        return self.lexicon.cooccur(self._expand(a), self._expand(b))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A question after every stage before the reader (what `python -m app fit` learns from)."""
+
+    question: str  # cleaned
+    turn: Turn
+    query: Query | None  # None for small talk and for questions with nothing to search
+    qvec: np.ndarray | None
+    bridges: dict
+    bridged_tokens: tuple[str, ...]
+    candidates: Candidates | None
+    timings: dict
+
 
 class Engine:
     """One loaded index, one embedder, and the stages that answer a question over them:
@@ -131,6 +164,8 @@ class Engine:
         self.retriever = Retriever(data)
         self.lexicon = Lexicon(data)
         self.reader = Reader(data, self.retriever, self.lexicon)
+        vocab_vectors = data.vocab_vectors if data.vocab_vectors is not None else np.zeros((0, 1), np.float32)
+        self.bridge = Bridge(data.vocab, vocab_vectors)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, embedder: Embedder | None = None,
@@ -155,43 +190,61 @@ class Engine:
             data = load_index(settings.index_dir, expect)
         return cls(data, embedder, config)
 
-    def ask(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
-            config: RetrievalConfig | None = None) -> Answer:
-        """Answer ``question`` from the report; see `Answer`. Raises QuestionError on unusable input."""
+    def prepare(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
+                config: RetrievalConfig | None = None) -> "Prepared":
+        """Every stage before the reader: clean, interpret the turn, encode, bridge words, retrieve."""
         cfg = config or self.config
-        t_all = time.perf_counter()
         q = clean_question(question)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
             raise QuestionError(f"k must be an integer from 1 to 50, got {k!r}")
         hist = clean_history(history)
-        resolved = resolve_followup(q, hist)[:MAX_QUESTION_CHARS]  # a follow-up adds words: clip, never fail
-        qnorm = expand_query(normalize(resolved))
         timings: dict[str, float] = {}
-        if not re.search(r"\w", unicodedata.normalize("NFKC", resolved)):
-            # emoji or punctuation only: nothing to look for
-            return self._not_found(q, resolved, (), 0.0, timings)
-
+        turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+        if len(turn.resolved) > MAX_QUESTION_CHARS:  # a follow-up adds words: clip, never fail
+            turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
+        if turn.intent == "smalltalk" or not re.search(r"\w", unicodedata.normalize("NFKC", turn.resolved)):
+            # small talk, or emoji/punctuation only: nothing to look for
+            return Prepared(q, turn, None, None, {}, (), None, timings)
+        query = replace(analyze(expand_query(normalize(turn.resolved))), text=turn.resolved)
         t = time.perf_counter()
-        qvec = self.embedder.embed_queries([resolved])[0] if cfg.mode != "bm25" else None
+        qvec = self.embedder.embed_queries([turn.resolved])[0]
+        unknown = [w for w in (*query.terms, *query.phrases) if w not in self.lexicon.corpus_norm] if cfg.bridge else []
+        bridges = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
+        for p in query.phrases:  # a word inside a bridged phrase shares the phrase's neighbours
+            for w in query.terms:
+                if w in p and w != p and p in bridges:
+                    bridges[w] = tuple({n.term: n for n in (*bridges.get(w, ()), *bridges[p])}.values())
         timings["encode"] = time.perf_counter() - t
-        if qvec is None:
-            qvec = np.zeros(self.data.sentence_vectors.shape[1], dtype=np.float32)
-        cands = self.retriever.search(resolved, qnorm, qvec, cfg, timings)
+        bridged = tuple(t for ns in bridges.values() for n in ns for t in tokenize(n.term, normalized=True))
+        cands = self.retriever.search(turn.resolved, query.norm, qvec, cfg, timings, extra_tokens=bridged)
+        return Prepared(q, turn, query, qvec, bridges, bridged, cands, timings)
+
+    def ask(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
+            config: RetrievalConfig | None = None) -> Answer:
+        """Answer ``question`` from the report; see `Answer`. Raises QuestionError on unusable input."""
+        t_all = time.perf_counter()
+        prep = self.prepare(question, k, history, config=config)
+        q, turn, timings = prep.question, prep.turn, prep.timings
+        if turn.intent == "smalltalk":
+            return replace(self._not_found(q, "", (), 0.0, timings), intent="smalltalk", message=turn.reply)
+        if prep.candidates is None:
+            return self._not_found(q, turn.resolved, (), 0.0, timings)
         t = time.perf_counter()
-        reading = self.reader.read(resolved, qnorm, qvec, cands, k, cfg, self.reader_config)
+        reading = self.reader.read(prep.query, prep.candidates, prep.bridges, prep.bridged_tokens, k,
+                                   self.reader_config, prep.qvec)
         timings["answer"] = time.perf_counter() - t
-        passages = self._passages(reading.order, cands.fused, reading.marks)
+        passages = self._passages(reading.order, prep.candidates.fused, reading.marks)
+        timings["total"] = time.perf_counter() - t_all
         if not reading.found:
-            return replace(self._not_found(q, resolved, passages, reading.score, timings), signals=reading.signals)
+            return replace(self._not_found(q, turn.resolved, passages, reading.score, timings), signals=reading.signals)
         best = reading.sentence
         chunk = self.data.chunks[best.chunk]
         a, b = reading.span
-        timings["total"] = time.perf_counter() - t_all
         return Answer(
             question=q, found=True, text=best.text, section=chunk.breadcrumb, source=chunk.source,
             start=best.start, end=best.end, highlight=best.text[a:b],
             highlight_start=best.offsets[a], highlight_end=best.offsets[b - 1] + 1,
-            score=round(reading.score, 4), resolved_question=resolved, passages=passages, timings=timings,
+            score=round(reading.score, 4), resolved_question=turn.resolved, passages=passages, timings=timings,
             signals=reading.signals,
         )
 

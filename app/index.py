@@ -8,6 +8,7 @@ Layout of `index/`:
         chunks.json         sections, chunks, sentences (text, path, offsets), BM25 tokens
         chunks.faiss        chunk vectors, inner product on L2-normalised rows = cosine
         sentences.npy       sentence vectors (float32, loaded with allow_pickle=False)
+        vocab.json, vocab.npy   the report's own words and their vectors, for the word bridge (bridge.py)
     .lock                   held while building, so two builds never interleave
 
 A build writes a new folder and only then points CURRENT at it, so a crash mid-build
@@ -35,7 +36,7 @@ from .errors import CorpusError, IndexError_, StaleIndexError
 
 __all__ = ["FORMAT", "HNSW_THRESHOLD", "IndexData", "build_index", "expected_manifest", "load_index", "make_faiss"]
 
-FORMAT = 1
+FORMAT = 2  # 2: the word-bridge vocabulary
 # Above this many vectors an approximate HNSW index replaces exact search (see `app bench`).
 HNSW_THRESHOLD = 50_000
 
@@ -50,6 +51,8 @@ class IndexData:
     faiss_index: object
     sentence_vectors: np.ndarray
     folder: Path
+    vocab: tuple[str, ...] = ()
+    vocab_vectors: np.ndarray | None = None
 
 
 def _sha(path: Path) -> str:
@@ -142,7 +145,11 @@ def build_index(
         cvec = embedder.embed_documents([chunk_text(c) for c in chunks], **({"progress": True} if show_bar else {}))
         svec = embedder.embed_documents([sentence_text(s, chunks[s.chunk]) for s in sents],
                                         **({"progress": True} if show_bar else {}))
-        say(f"embedded {len(chunks) + len(sents)} texts in {time.perf_counter() - t0:.1f}s")
+        from .bridge import report_vocabulary
+
+        vocab = report_vocabulary((c.text for c in chunks), {p for c in chunks for p in c.path})
+        vvec = embedder.embed_queries(vocab) if vocab else np.zeros((0, cvec.shape[1]), dtype=np.float32)
+        say(f"embedded {len(chunks) + len(sents)} texts and {len(vocab)} words in {time.perf_counter() - t0:.1f}s")
 
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         tmp = index_dir / f".tmp-{stamp}"
@@ -152,6 +159,8 @@ def build_index(
 
             faiss.write_index(make_faiss(cvec), str(tmp / "chunks.faiss"))
             np.save(tmp / "sentences.npy", svec, allow_pickle=False)
+            np.save(tmp / "vocab.npy", np.asarray(vvec, dtype=np.float32), allow_pickle=False)
+            (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
             payload = {
                 "chunks": [
                     {"id": c.id, "section": c.section, "source": c.source, "path": list(c.path), "text": c.text,
@@ -169,7 +178,8 @@ def build_index(
             manifest.update(
                 created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 counts={"files": len(docs), "sections": len(secs), "chunks": len(chunks), "sentences": len(sents)},
-                files={n: _sha(tmp / n) for n in ("chunks.faiss", "sentences.npy", "chunks.json")},
+                files={n: _sha(tmp / n) for n in ("chunks.faiss", "sentences.npy", "chunks.json", "vocab.json",
+                                                  "vocab.npy")},
             )
             (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             final = index_dir / f"build-{stamp}"
@@ -262,6 +272,8 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
         payload = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
         fidx = faiss.read_index(str(folder / "chunks.faiss"))
         svec = np.load(folder / "sentences.npy", allow_pickle=False)
+        vocab = tuple(json.loads((folder / "vocab.json").read_text(encoding="utf-8")))
+        vvec = np.load(folder / "vocab.npy", allow_pickle=False)
     except Exception as exc:  # corrupt despite matching checksums is unlikely, but say what to do
         raise IndexError_(f"cannot read index in {folder} ({exc}): {_rebuild_hint(index_dir)}") from None
     chunks = tuple(
@@ -272,11 +284,11 @@ def load_index(index_dir: Path, expect: dict | None = None) -> IndexData:
         Sentence(s["id"], s["chunk"], s["section"], s["text"], s["start"], s["end"], _unruns(s["runs"]))
         for s in payload["sentences"]
     )
-    if fidx.ntotal != len(chunks) or len(svec) != len(sents):
+    if fidx.ntotal != len(chunks) or len(svec) != len(sents) or len(vvec) != len(vocab):
         raise IndexError_(f"index in {folder} is inconsistent (vector and chunk counts differ): {_rebuild_hint(index_dir)}")
     return IndexData(
         manifest, chunks, sents,
         tuple(tuple(c["tokens"]) for c in payload["chunks"]),
         tuple(tuple(s["tokens"]) for s in payload["sentences"]),
-        fidx, svec, folder,
+        fidx, svec, folder, vocab, vvec,
     )

@@ -19,6 +19,7 @@ class Lexicon:
     def __init__(self, data: IndexData) -> None:
         self.chunk_norm = [normalize(c.breadcrumb + "\n" + c.text) for c in data.chunks]
         self.corpus_norm = "\n".join(self.chunk_norm)
+        self.sentence_norm = [normalize(s.text) for s in data.sentences]
         self._idf: dict[str, float] = {}
         # The report's glossary is a dictionary: a question naming a term gets its entry.
         self.glossary: dict[str, list[int]] = {}
@@ -39,6 +40,14 @@ class Lexicon:
             if len(self._idf) < 100_000:
                 self._idf[term] = v
         return v
+
+    def related(self, a, b) -> bool:
+        return self.cooccur(a, b)
+
+    def cooccur(self, a, b) -> bool:
+        """Does some sentence hold a term of ``a`` and a term of ``b``? (normalised terms)"""
+        a, b = [t for t in a if t in self.corpus_norm], [t for t in b if t in self.corpus_norm]
+        return bool(a and b) and any(any(x in s for x in a) and any(y in s for y in b) for s in self.sentence_norm)
 
     def glossary_hits(self, qnorm: str) -> list[int]:
         """Glossary chunks whose term the question names, longest term first."""

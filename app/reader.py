@@ -1,43 +1,135 @@
-"""The reader: candidate chunks → the answering sentence, its span, and whether to answer at all.
+"""The reader: candidates from retrieval → the answering sentence, its span, or an explicit "no answer".
 
-Takes `Candidates` from retrieval and never searches; returns a `Reading`. `Engine` turns a
-Reading into the public `Answer`.
+Two small fitted models (weights in app/models/reader.json, written by `python -m app fit`):
+
+- the **sentence model** scores every candidate sentence from its named features (features.py);
+  the best one is the quote — except that a heading or the title block never answers a question
+  that is not about the document itself;
+- the **answer model** (gradient-boosted trees, monotone in every feature whose meaning has a
+  direction) gives the probability that the report answers at all, from the best candidate and
+  question-level evidence; below its fitted threshold the reader says "no answer" (a scored
+  alternative, not a similarity cut-off).
+
+The reader never searches: it takes `Candidates` and returns a `Reading`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-from .answer import Refusal, best_span, has_figure, is_definition_question, is_numeric_question, section_time
+from .answer import best_span
 from .chunking import Sentence
+from .features import QUESTION_FEATURES, SENTENCE_FEATURES, Pool, question_features, sentence_features
 from .index import IndexData
 from .lexicon import Lexicon
-from .retrieval import Candidates, RetrievalConfig, Retriever
-from .textnorm import content_terms, normalize, tokenize
+from .question import Query
+from .retrieval import Candidates, Retriever
 
-__all__ = ["Reader", "ReaderConfig", "Reading"]
+__all__ = ["MODEL_PATH", "BoostedModel", "LinearModel", "Reader", "ReaderConfig", "ReaderModel", "Reading",
+           "blocked_rows"]
+
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "reader.json"
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """A standardised logistic model: score = coef · (x − mean) / scale + intercept."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        Z = (X - np.asarray(self.mean)) / np.asarray(self.scale)
+        return Z @ np.asarray(self.coef) + self.intercept
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LinearModel":
+        return cls(tuple(d["features"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]), float(d["intercept"]))
+
+
+@dataclass(frozen=True)
+class BoostedModel:
+    """Gradient-boosted trees (LightGBM's own text format, kept inside the JSON file) giving a probability."""
+
+    features: tuple[str, ...]
+    text: str
+
+    @property
+    def booster(self):
+        b = self.__dict__.get("_booster")
+        if b is None:
+            import lightgbm
+
+            b = lightgbm.Booster(model_str=self.text)
+            object.__setattr__(self, "_booster", b)  # a cache, not state: same model text, same booster
+        return b
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.predict(X, num_threads=1), dtype=np.float64)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BoostedModel":
+        return cls(tuple(d["features"]), str(d["lightgbm"]))
+
+
+@dataclass(frozen=True)
+class ReaderModel:
+    sentence: LinearModel
+    answer: BoostedModel
+    threshold: float  # P(the report answers) below this → no answer
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> "ReaderModel":
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+            model = cls(LinearModel.from_dict(d["sentence"]), BoostedModel.from_dict(d["answer"]), float(d["threshold"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"reader model {path} is missing or malformed ({exc}): run `python -m app fit`") from None
+        if model.sentence.features != SENTENCE_FEATURES or model.answer.features != QUESTION_FEATURES:
+            raise ValueError(f"reader model {path} was fitted on other features than this code computes: "
+                             "run `python -m app fit`")
+        return model
+
+
+def blocked_rows(X: np.ndarray) -> np.ndarray:
+    """Candidates that may not be the answer: a heading, or the title block, on a question that is
+    not about the document (who gave it, when, its title)."""
+    col = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
+    structural = (X[:, col["heading"]] > 0) | (X[:, col["front_matter"]] > 0)
+    return structural & (X[:, col["front_asked"]] == 0)
+
+
+@lru_cache(maxsize=1)
+def default_model() -> ReaderModel:
+    return ReaderModel.load()
 
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    sentence_dense: float = 1.0
-    sentence_lexical: float = 0.35
-    sentence_chunk: float = 0.25
-    refusal: Refusal = Refusal()
+    pool_chunks: int = 8  # sentences of this many top chunks are candidates …
+    pool_sentences: int = 20  # … plus this many top sentences by dense and by BM25 score
+    refuse: bool = True  # False: always quote the best sentence (tests, diagnostics)
+    model: ReaderModel | None = None  # None: the committed default
 
 
 @dataclass(frozen=True)
 class Reading:
     order: tuple[int, ...]  # chunk ids to show, the quote's own chunk first
     marks: dict  # chunk id -> the Sentence to mark in it
-    sentence: Sentence | None  # the answering sentence (possibly extended), None when refused or nothing found
+    sentence: Sentence | None  # the answering sentence(s), None when there is no answer
     found: bool
     span: tuple[int, int] = (0, 0)  # the highlight inside sentence.text
-    score: float = 0.0
-    signals: dict = field(default_factory=dict)
+    score: float = 0.0  # P(the report answers this), from the answer model
+    signals: dict = field(default_factory=dict)  # the answer model's features, by name
 
 
 class Reader:
@@ -45,107 +137,117 @@ class Reader:
         self.data = data
         self.retriever = retriever
         self.lexicon = lexicon
+        self.first_section: dict[str, int] = {}
+        for c in data.chunks:
+            self.first_section.setdefault(c.source, c.section)
+        centroid = data.sentence_vectors.mean(axis=0) if len(data.sentence_vectors) else np.zeros(1, np.float32)
+        centroid = centroid / (np.linalg.norm(centroid) or 1.0)
+        self.centroid = centroid.astype(np.float32)
+        self.hub = data.sentence_vectors @ centroid if len(data.sentence_vectors) else np.zeros(0, np.float32)
 
-    def read(self, resolved: str, qnorm: str, qvec: np.ndarray, cands: Candidates, k: int,
-             rcfg: RetrievalConfig, cfg: ReaderConfig) -> Reading:
+    # ---------------------------------------------------------------- candidates and features
+
+    def pool(self, q: Query, cands: Candidates, bridges: dict, bridged_tokens: tuple[str, ...],
+             cfg: ReaderConfig, qvec: np.ndarray) -> Pool:
         data, holders = self.data, self.retriever.holders
-        fused = dict(cands.fused)
-        order = list(cands.order)
-        tokens, tf, sims = cands.tokens, cands.time_frame, cands.sentence_sims
-        definition = is_definition_question(resolved)
-        gloss = self.lexicon.glossary_hits(qnorm)
-        if gloss and definition and rcfg.mode != "bm25":
-            lead = max(fused.values(), default=1.0) * 1.01
-            for i, c in enumerate(gloss):
-                fused[c] = lead - i * 1e-6
-            order = gloss + [c for c in order if c not in gloss]
-        top = order[: max(k, rcfg.answer_chunks)]
-        pool = top[: rcfg.answer_chunks] + [c for c in gloss if c not in top[: rcfg.answer_chunks]]
-        sent_ids = sorted({s for c in pool for s in self.retriever.sentences_of.get(c, [])})
-        if not sent_ids:
-            return Reading(tuple(top[:k]), {}, None, False)
-        # reuse the similarities the sentence ranking already computed
-        sdense = sims[sent_ids] if sims is not None else data.sentence_vectors[sent_ids] @ qvec
-        slex = self.retriever.sentence_bm25(tokens)[sent_ids]
-        slex_n = slex / slex.max() if slex.max() > 0 else slex
-        fmax = max(fused.values()) if fused else 1.0
-        chunk_score = np.array([max(fused.get(c, 0.0) for c in holders[s]) / fmax for s in sent_ids],
-                               dtype=np.float32)
-        numeric = is_numeric_question(resolved)
-        total = cfg.sentence_dense * sdense + cfg.sentence_lexical * slex_n + cfg.sentence_chunk * chunk_score
-        if not re.search(r"[\u4e00-\u9fff]", resolved):
-            # no Chinese words to match: trust the chunk ranking (three signals) more than one
-            # short sentence's similarity, which favours generic lines across languages
-            total = total + cfg.sentence_chunk * chunk_score
-        for i, sid in enumerate(sent_ids):
-            s = data.sentences[sid]
-            st = section_time(data.chunks[s.chunk].path)
-            if tf and st and st != tf:
-                total[i] -= 0.15
-            if numeric and not has_figure(s.text):
-                total[i] -= 0.05
-            if definition and s.chunk in gloss:
-                total[i] += 0.3  # a definition question naming a glossary term: the glossary answers it
-            elif definition and re.search(r"是指|指的是", s.text):
-                total[i] += 0.08  # otherwise a definition beats a mere mention
-            if s.text.rstrip("。：:") in data.chunks[s.chunk].path or len(s.text) < 8:
-                total[i] -= 0.25  # a heading ("守好安全稳定底线。") names a topic, it answers nothing
-        if rcfg.mode == "bm25":
-            total = slex_n + cfg.sentence_chunk * chunk_score
-        bi = int(np.argmax(total))
-        best = data.sentences[sent_ids[bi]]
-        best_dense = float(sdense[bi])
+        sims = cands.sentence_sims if cands.sentence_sims is not None else data.sentence_vectors @ qvec
+        bm25 = self.retriever.sentence_bm25(cands.tokens)
+        bm25b = self.retriever.sentence_bm25(cands.tokens + bridged_tokens) if bridged_tokens else bm25
+        gloss = self.lexicon.glossary_hits(q.norm)
+        ids = {s for c in cands.order[: cfg.pool_chunks] for s in self.retriever.sentences_of.get(c, [])}
+        ids |= {s for c in gloss for s in self.retriever.sentences_of.get(c, [])}
+        n = cfg.pool_sentences
+        ids |= {int(i) for i in np.argsort(-sims)[:n]}
+        ids |= {int(i) for i in np.argsort(-bm25b)[:n] if bm25b[i] > 0}
+        if q.document:  # the title block is where a question about the report is answered
+            ids |= {s.id for s in data.sentences if self.first_section.get(data.chunks[s.chunk].source) == s.section}
+        sent_ids = tuple(sorted(ids))
+        fused = cands.fused
+        chunk_of = tuple(max(holders[s], key=lambda c: (fused.get(c, 0.0), -c)) for s in sent_ids)
+        idx = list(sent_ids)
+        return Pool(q, sent_ids, sims[idx], bm25[idx], bm25b[idx], chunk_of, dict(fused),
+                    {c: r for r, c in enumerate(cands.order)}, dict(cands.dense), bridges, frozenset(gloss),
+                    tuple(data.chunks[c].path for c in chunk_of), float(qvec @ self.centroid))
+
+    def features(self, pool: Pool) -> np.ndarray:
+        return sentence_features(pool, self.data.sentences, self.data.chunks, self.lexicon, self.first_section, self.hub)
+
+    # ---------------------------------------------------------------- reading
+
+    def read(self, q: Query, cands: Candidates, bridges: dict, bridged_tokens: tuple[str, ...], k: int,
+             cfg: ReaderConfig, qvec: np.ndarray) -> Reading:
+        model = cfg.model or default_model()
+        pool = self.pool(q, cands, bridges, bridged_tokens, cfg, qvec)
+        top = list(cands.order[:k])
+        if not pool.sentence_ids:
+            return Reading(tuple(top), {}, None, False)
+        X = self.features(pool)
+        scores = model.sentence.score(X)
+        # A heading or the title block names a topic; it answers only questions about the document.
+        blocked = blocked_rows(X)
+        if q.document:
+            return self._read_title_block(q, pool, X, scores, cands, k, cfg)
+        eligible = np.where(blocked, -np.inf, scores)
+        best = int(np.argmax(eligible)) if np.isfinite(eligible).any() else int(np.argmax(scores))
+        sent = self.data.sentences[pool.sentence_ids[best]]
+        owner = pool.chunk_of[best]
         marks = {}
-        for c in top[:k]:  # the best sentence of each shown passage, for marking
-            ids = [i for i, sid in enumerate(sent_ids) if c in holders[sid]]
-            if ids:
-                marks[c] = data.sentences[sent_ids[max(ids, key=lambda i: total[i])]]
-        # the passage the quote comes from leads the sources: sentence-level scoring has
-        # re-ranked it, and a reader expects the first source to hold the quoted sentence
-        owner = max(holders[best.id], key=lambda c: fused.get(c, 0.0))
+        for i, sid in enumerate(pool.sentence_ids):  # the best sentence of each shown passage
+            c = pool.chunk_of[i]
+            if c in top and (c not in marks or eligible[i] > marks[c][0]):
+                marks[c] = (eligible[i], self.data.sentences[sid])
+        marks = {c: s for c, (_, s) in marks.items()}
+        # the passage the quote comes from leads the sources
         top = [owner] + [c for c in top if c != owner]
-        marks[owner] = best
+        marks[owner] = sent
+        qf = question_features(pool, X, eligible if np.isfinite(eligible[best]) else scores, best, self.lexicon)
+        p = float(model.answer.probability(qf[None, :])[0])
+        signals = {n: round(float(v), 4) for n, v in zip(QUESTION_FEATURES, qf)}
+        signals["p_answer"] = round(p, 4)
+        col = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
+        clash = X[best, col["time_clash"]] > 0 or X[best, col["year_clash"]] > 0
+        signals["time_clash"] = bool(clash)
+        # The best match is about another year than the one asked ("2025年新增就业目标" against the 2024
+        # result): the report does not give what was asked, whatever the answer model thinks.
+        if cfg.refuse and (p < model.threshold or clash):
+            return Reading(tuple(top[:k]), marks, None, False, score=p, signals=signals)
+        sent = self._complete(sent, q)
+        return Reading(tuple(top[:k]), marks, sent, True, best_span(q.text, sent.text), p, signals)
 
-        signals = self._signals(resolved, qnorm, best, best_dense)
-        score = best_dense if rcfg.mode != "bm25" else signals["cov_sentence"]
-        found = cfg.refusal.decide(signals) if rcfg.mode != "bm25" else signals["cov_sentence"] >= 0.5
-        if not found:
-            return Reading(tuple(top[:k]), marks, None, False, score=score, signals=signals)
-        chunk = data.chunks[best.chunk]
-        if best.text.endswith(("；", "：", ";", ":")) and (definition or best.text[-1] in "：:"):
-            # a list ("主要是：A；B；C。") or a lead-in ("……如下：") answers only with what follows,
-            # up to the end of the full sentence
-            best = self._extend_to_period(best)
-        if chunk.path[0] == "名词解释" and best.chunk in gloss:
-            # a glossary entry is one unit: quote it whole ("三多", "三少", "三慢" are three sentences)
-            best = Sentence(-1, chunk.id, best.section, chunk.text, chunk.start, chunk.end, chunk.offsets)
-        return Reading(tuple(top[:k]), marks, best, True, best_span(resolved, best.text), score, signals)
+    def _read_title_block(self, q: Query, pool: Pool, X, scores, cands: Candidates, k: int, cfg: ReaderConfig) -> Reading:
+        """Who gave the report, when, at which meeting, its title: the title block says, or nothing does."""
+        from .question import sentence_types
 
-    def _signals(self, resolved: str, qnorm: str, best: Sentence, best_dense: float) -> dict:
-        """The refusal model's inputs for the chosen sentence."""
-        data, lex = self.data, self.lexicon
-        chunk = data.chunks[best.chunk]
-        han_terms = [w for w in content_terms(qnorm) if re.search(r"[\u4e00-\u9fff\d]", w)
-                     and not re.fullmatch(r"(20\d\d年?|今年|去年|明年|目标|计划|多少)", w)]
-        if not han_terms:  # Chinese too short for jieba words ("“慢粗虚”…"): fall back to its bigrams
-            han_terms = [t[1:] for t in tokenize(qnorm, normalized=True) if t.startswith("#")]
-        signals = {"dense": best_dense, "crosslingual": not re.search(r"[\u4e00-\u9fff]", resolved),
-                   "cov_sentence": 0.0, "cov_chunk": 0.0, "absent": 0.0,
-                   "numeric_missing": is_numeric_question(resolved) and not has_figure(best.text)}
-        if han_terms:
-            sent_hay = normalize(chunk.path[-1] + best.text)
-            chunk_hay = normalize(chunk.breadcrumb + chunk.text)
-            weights = [max(lex.idf(w), 0.1) for w in han_terms]
-            signals["cov_sentence"] = sum(wt for w, wt in zip(han_terms, weights) if w in sent_hay) / sum(weights)
-            signals["cov_chunk"] = sum(w in chunk_hay for w in han_terms) / len(han_terms)
-            signals["absent"] = sum(w not in lex.corpus_norm for w in han_terms) / len(han_terms)
-        asked_years = set(re.findall(r"20\d\d", resolved))
-        if asked_years:
-            # a year the answer's passage never mentions (and whose part is not about) — e.g. a 2023 question
-            have = set(re.findall(r"20\d\d", chunk.breadcrumb + chunk.text))
-            have |= {"past": {"2024"}, "future": {"2025"}}.get(section_time(chunk.path) or "", set())
-            signals["year_mismatch"] = bool(asked_years - have)
-        return signals
+        col = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
+        front = X[:, col["front_matter"]] > 0
+        offers = {
+            "person": lambda t: "person" in sentence_types(t),
+            "date": lambda t: "date" in sentence_types(t),
+            "meeting": lambda t: bool(re.search(r"会议|大会", t)),
+            "title": lambda t: "报告" in t and len(t) <= 40 and not re.search(r"[，。；]", t),
+        }[q.document]
+        ok = [i for i in range(len(scores)) if front[i] and offers(self.data.sentences[pool.sentence_ids[i]].text)]
+        top = list(cands.order[:k])
+        if not ok:
+            return Reading(tuple(top), {}, None, False, signals={"document": q.document})
+        best = max(ok, key=lambda i: scores[i])
+        sent = self.data.sentences[pool.sentence_ids[best]]
+        owner = pool.chunk_of[best]
+        top = [owner] + [c for c in top if c != owner]
+        return Reading(tuple(top[:k]), {owner: sent}, sent, True, best_span(q.text, sent.text), 1.0,
+                       {"document": q.document})
+
+    # ---------------------------------------------------------------- the quote's extent
+
+    def _complete(self, s: Sentence, q: Query) -> Sentence:
+        """A glossary entry is quoted whole; a list or a lead-in ("主要是：", "A；B；") runs to its full stop."""
+        chunk = self.data.chunks[s.chunk]
+        if chunk.path[0] == "名词解释" and q.asks & {"definition", "list"}:
+            # a glossary entry is one unit ("三多", "三少", "三慢" are three sentences)
+            return Sentence(-1, chunk.id, s.section, chunk.text, chunk.start, chunk.end, chunk.offsets)
+        if s.text.endswith(("：", ":")) or (s.text.endswith(("；", ";")) and q.asks & {"list", "definition", "how"}):
+            return self._extend_to_period(s)
+        return s
 
     def _extend_to_period(self, s: Sentence, limit: int = 300) -> Sentence:
         sents = self.data.sentences

@@ -29,6 +29,7 @@ class RetrievalConfig:
     candidates: int = 50  # per retriever, before fusion
     answer_chunks: int = 4  # sentences are drawn from this many top chunks
     time_penalty: float = 0.5  # multiplier on scores of chunks in the other tense than asked
+    bridge: bool = True  # add the report's words nearest to the question's unknown words (bridge.py)
 
     def __post_init__(self) -> None:
         if self.mode not in ("hybrid", "dense", "bm25"):
@@ -44,6 +45,7 @@ class Candidates:
     order: tuple[int, ...]  # chunk ids, best first (fused score, ties by id)
     fused: dict  # chunk id -> fused score (only chunks some retriever returned)
     sentence_sims: np.ndarray | None  # cosine of the question with every sentence (None in bm25 mode)
+    dense: dict  # chunk id -> cosine with the question, for the chunks dense search returned
     tokens: tuple[str, ...]  # the question's BM25 tokens
     time_frame: str | None  # "past" / "future" / None, from the question
 
@@ -80,7 +82,9 @@ class Retriever:
             return np.zeros(len(self.data.sentences), dtype=np.float32)
         return self.bm25_sentences.get_scores(list(tokens)).astype(np.float32)
 
-    def search(self, query: str, qnorm: str, qvec: np.ndarray, cfg: RetrievalConfig, timings: dict) -> Candidates:
+    def search(self, query: str, qnorm: str, qvec: np.ndarray, cfg: RetrievalConfig, timings: dict,
+               extra_tokens: tuple[str, ...] = ()) -> Candidates:
+        """Rank chunks for one question; ``extra_tokens`` (bridged words) join the BM25 query."""
         n = len(self.data.chunks)
         cand = min(cfg.candidates, n)
         dense = np.zeros(n, dtype=np.float32)
@@ -104,8 +108,8 @@ class Retriever:
         t = time.perf_counter()
         tokens = tokenize(qnorm, normalized=True)
         bm25 = np.zeros(n, dtype=np.float32)
-        if cfg.mode in ("hybrid", "bm25") and tokens:
-            bm25 = self.bm25_chunks.get_scores(tokens).astype(np.float32)
+        if cfg.mode in ("hybrid", "bm25") and (tokens or extra_tokens):
+            bm25 = self.bm25_chunks.get_scores(tokens + list(extra_tokens)).astype(np.float32)
         bm25_ids = [int(i) for i in np.argsort(-bm25)[:cand] if bm25[i] > 0]
         timings["bm25"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -126,7 +130,7 @@ class Retriever:
                     fused[cid] *= cfg.time_penalty
         order = sorted(fused, key=lambda c: (-fused[c], c))
         timings["fusion"] = time.perf_counter() - t
-        return Candidates(tuple(order), fused, sims, tuple(tokens), tf)
+        return Candidates(tuple(order), fused, sims, {c: float(dense[c]) for c in dense_ids}, tuple(tokens), tf)
 
 
 def _bm25(token_lists):

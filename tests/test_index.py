@@ -33,7 +33,8 @@ def test_build_then_load_round_trips(settings):
 
 def test_index_files_are_json_numpy_and_faiss_only(settings):
     folder, _ = _build(settings)
-    assert sorted(p.name for p in folder.iterdir()) == ["chunks.faiss", "chunks.json", "manifest.json", "sentences.npy"]
+    assert sorted(p.name for p in folder.iterdir()) == ["chunks.faiss", "chunks.json", "manifest.json", "sentences.npy",
+                                                          "vocab.json", "vocab.npy"]
     np.load(folder / "sentences.npy", allow_pickle=False)
     json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
 

@@ -52,13 +52,6 @@ def _text(reply: list[dict]) -> str:
     return "\n".join(m["content"] for m in reply)
 
 
-class _Accept:
-    """A refusal rule that always answers: the fake embedder's cosines are not the real model's."""
-
-    def decide(self, *args, **kwargs) -> bool:
-        return True
-
-
 class _SpyEngine:
     """Records what the handler asks; answers with a fixed Answer (or raises)."""
 
@@ -166,8 +159,9 @@ def test_resolved_history_skips_questions_that_were_refused():
 # ----------------------------------------------------------------------------- respond()
 
 
-def test_respond_answers_with_highlight_and_section_path(fake_engine):
-    respond = make_respond(fake_engine.with_config(refusal=_Accept()))
+@pytest.mark.model
+def test_respond_answers_with_highlight_and_section_path(real_engine):
+    respond = make_respond(real_engine)
     reply = _text(respond("2024年新增就业多少人？", []))
     assert "<mark>新增就业 2,179 人</mark>" in reply
     assert "（六）“安”的局面更加托底 › 就业形势总体稳定" in reply
@@ -175,7 +169,7 @@ def test_respond_answers_with_highlight_and_section_path(fake_engine):
 
 
 def test_respond_offers_the_section_in_context(fake_engine):
-    respond = make_respond(fake_engine.with_config(refusal=_Accept()))
+    respond = make_respond(fake_engine.with_config(refuse=False))
     sources = respond("2024年新增就业多少人？", [])[1]["content"]
     context = sources.split("阅读全文上下文", 1)[1]
     # the whole second-level section, its other subsections included
@@ -204,8 +198,9 @@ def test_respond_escapes_an_injection_question(fake_engine):
     assert "onerror=alert(1)" not in reply.replace(html.escape(question), "")
 
 
-def test_respond_refuses_what_the_report_does_not_say(fake_engine):
-    reply = make_respond(fake_engine)("今天天气怎么样？", [])
+def test_respond_shows_a_refusal_with_the_related_passages(fake_engine):
+    refused = _answer(found=False, question="今天天气怎么样？")
+    reply = make_respond(_SpyEngine(fake_engine.data, refused))("今天天气怎么样？", [])
     assert NOT_FOUND in reply[0]["content"]
     assert reply[1]["metadata"]["title"].startswith("相关段落")
 
@@ -219,7 +214,7 @@ def test_respond_passes_earlier_questions_as_history(fake_engine):
 
 
 def test_respond_followup_reaches_the_right_sentence(fake_engine):
-    respond = make_respond(fake_engine.with_config(refusal=_Accept()))
+    respond = make_respond(fake_engine.with_config(refuse=False))
     history = [user_message("2024年新增就业多少人？"), *respond("2024年新增就业多少人？", [])]
     reply = respond("那城镇失业人员再就业呢？", history)[0]["content"]
     assert "826" in reply

@@ -1,0 +1,162 @@
+"""What a question asks, and what a sentence offers: answer types, time frame, topic terms. Pure.
+
+The reader pairs the two: a "多少" question wants a sentence with an amount, a "什么时候" question a
+date, "谁" a person, "有哪些" a list. These are generic properties of Chinese questions and
+report sentences, not facts about one report; how much each pairing matters is fitted (fit.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .answer import has_figure, is_definition_question, time_frame
+from .textnorm import content_terms, normalize
+
+__all__ = ["ANSWER_TYPES", "UNIT_KINDS", "Query", "analyze", "asked_units", "sentence_types", "sentence_units"]
+
+ANSWER_TYPES = ("amount", "percent", "date", "person", "place", "list", "reason", "how", "definition", "rank")
+
+_ASKS = {
+    "amount": r"多少|几[个家所项次条户人万亿位名期场座台笔处]|多大|多高|多长|多快|多远|多不多|多重|比例|比率|百分之|占比|"
+              r"增速|增幅|增长了|涨了|降了|提高了|规模|金额|总额|面积|数量|产量|几成|how many|how much|percent|rate|number of|amount|growth",
+    "percent": r"[^\w]?率|比例|比率|百分|占比|增速|增幅|增长了?多少|涨了?多少|降了?多少|提高了?多少|几成|percent|rate\b|growth",
+    "date": r"什么时候|何时|哪天|哪一天|几月|几号|日期|哪年|哪一年|啥时候|when\b|what date|which day",
+    "person": r"谁|哪位|什么人|姓名|名字|叫什么|叫啥|\bwho\b",
+    "place": r"哪里|哪儿|在哪|什么地方|哪个地方|地点|位置|哪条|哪座|哪个村|where\b",
+    "list": r"哪些|哪几|有什么|有啥|包括|包含|分别|都有|几个方面|哪[一二三四五六七八九十两]|which\b|what are",
+    "reason": r"为什么|为何|原因|为啥|怎么会|\bwhy\b",
+    "how": r"怎么|如何|怎样|咋|措施|办法|举措|打算|准备|靠什么|\bhow\b(?! (many|much))",
+    "definition": None,  # is_definition_question
+    "rank": r"第几|排名|排第|排多少|名次|rank",
+}
+_ASK_RE = {k: re.compile(v, re.I) for k, v in _ASKS.items() if v}
+
+_DATE = re.compile(r"\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}\s*年\s*\d{1,2}\s*月|[年月]底|年初|上半年|下半年|\d{4}\s*年底")
+_PERSON = re.compile(r"(区长|书记|主任|局长|市长|县长|主席|旗长|镇长|部长|厅长|省长)\s*[\u4e00-\u9fff](\s?[\u4e00-\u9fff]){1,2}$|"
+                     r"(区长|书记|主任|局长|市长|县长|主席|旗长|镇长|部长|厅长|省长)\s+[\u4e00-\u9fff]")
+_PLACE = re.compile(r"[\u4e00-\u9fff]{1,8}(路|街|村|镇|乡|苏木|嘎查|社区|园区?|广场|小区|景区|基地|口岸|机场|河|山|湖|市|区|县|旗|省)(?![\u4e00-\u9fff]{0,1}(建设|发展|改造))")
+_LIST = re.compile(r"(?:[^、，；]{1,20}、){2,}|；.*；|：.*；")
+_REASON = re.compile(r"因为|由于|为了|旨在|目的|是.{0,30}的结果|原因|之所以")
+_HOW = re.compile(r"实施|推进|开展|加强|加快|推动|落实|建设|完善|提升|打造|深化|探索|促进|支持|引导|发放|通过|依托|围绕")
+_DEFN = re.compile(r"是指|指的是|即[^使便]")
+_RANK = re.compile(r"第\s*[一二三四五六七八九十\d]+\s*[名位]|排名第|位列第|排在第|首家|第一[个家名位]")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str  # the (resolved) question as asked
+    norm: str  # normalised (Simplified, half width, lower case)
+    terms: tuple[str, ...]  # topic words (jieba words and figures minus question words)
+    phrases: tuple[str, ...]  # runs of 3–6 Han characters between function words ("新找到工作")
+    asks: frozenset  # answer types the question asks for (subset of ANSWER_TYPES)
+    time: str | None  # "past" / "future" / None
+    years: frozenset  # explicit years named ("2024")
+    crosslingual: bool  # no Chinese at all
+    units: frozenset = frozenset()  # unit kinds the question asks in ("money" for 多少钱, "people" for 多少人)
+    document: str = ""  # a question about the report itself: "person" (who gave it), "date", "meeting", "title"
+
+    def wants(self, kind: str) -> bool:
+        return kind in self.asks
+
+
+def analyze(question: str) -> Query:
+    norm = normalize(question)
+    asks = {k for k, rx in _ASK_RE.items() if rx.search(norm)}
+    if is_definition_question(norm):
+        asks.add("definition")
+    if "list" in asks and "definition" in asks and not re.search(r"什么是|是什么意思|指什么|含义|啥意思|mean", norm):
+        asks.discard("definition")  # "有哪些" is a list question, not a definition
+    terms = tuple(t for t in content_terms(norm)
+                  if not re.fullmatch(r"(19|20)\d\d年?|今年|去年|明年|前年|目标|计划|多少|什么", t))
+    return Query(question, norm, terms, _phrases(norm), frozenset(asks), time_frame(question),
+                 frozenset(re.findall(r"(?:19|20)\d\d", norm)), not _HAN.search(norm), asked_units(norm),
+                 about_document(norm, asks))
+
+
+_ABOUT_DOC = re.compile(r"(?:这份|这篇|这个|本)?(?:政府)?(?:工作)?报告|这份|这篇|讲话|发言|\breport\b|\bspeech\b")
+_DOC_ASK = {
+    "title": re.compile(r"标题|题目|名字叫|叫什么|title|called"),
+    "meeting": re.compile(r"什么会|哪个会|哪次会|几届|第几次|会议|大会|meeting|session|congress"),
+    "person": re.compile(r"谁|哪位|什么人|who|delivered by"),
+    "date": re.compile(r"哪天|哪一天|什么时候|何时|几月|几号|日期|when|what date"),
+}
+
+
+def about_document(norm: str, asks=frozenset()) -> str:
+    """What a question asks about the report itself (its title block answers it), or ""."""
+    if not _ABOUT_DOC.search(norm):
+        return ""
+    for kind, rx in _DOC_ASK.items():
+        if rx.search(norm):
+            return kind
+    return ""
+
+
+# Unit words by kind: what "多少钱", "几家", "多少人次", "多大面积" ask for, and what a figure is in.
+UNIT_KINDS = {
+    "money": "元|钱|资金|金额|投资|花费|收入|销售额|交易额|预算|费",
+    "people": "人次|人|名|位|人口|人数",
+    "units": "户|家|所|座|处|个|项|条|件|笔|场|次|期|台|盏|架次|篇|头|只",
+    "area": "亩|平方米|平方公里|公顷|面积",
+    "length": "公里|千米|米|延长米|长度",
+    "weight": "吨|斤|产量",
+}
+_ASK_UNIT = {k: re.compile(rf"(?:多少|几|多大|多长|多重)\s*(?:万|亿)?\s*(?:{v})|(?:{v})\s*(?:是|有|达到|为)?\s*(?:多少|几)") for k, v in UNIT_KINDS.items()}
+
+
+def asked_units(norm: str) -> frozenset:
+    return frozenset(k for k, rx in _ASK_UNIT.items() if rx.search(norm))
+
+
+@lru_cache(maxsize=65536)
+def sentence_units(text: str) -> frozenset:
+    """Unit kinds of the figures in a sentence ("9.5 亿元" → money, "6,738 户" → units)."""
+    from .textnorm import figures
+
+    out = set()
+    for f in figures(normalize(text)):
+        unit = re.sub(r"^[\d.]+", "", f).lstrip("万亿")
+        for k, v in UNIT_KINDS.items():
+            if unit and re.fullmatch(rf"(?:{v})(?:（只）)?", unit):
+                out.add(k)
+    return frozenset(out)
+
+
+_FUNCTION = re.compile(r"(?:19|20)\d\d年?|去年|今年|明年|前年|多少|哪些|哪几|什么|怎么样?|如何|为什么|为啥|是否|有没有|"
+                       r"[的了是有在和与及吗呢吧啊呀么嘛几谁哪啥咋把被给让从向对为也都还就又才要会能想请问说]|[^\u4e00-\u9fff]+")
+
+
+def _phrases(norm: str) -> tuple[str, ...]:
+    """Everyday multi-word expressions a word-by-word bridge would cut apart ("找到工作" → 就业)."""
+    runs = [r for r in _FUNCTION.split(norm) if 3 <= len(r) <= 6]
+    return tuple(dict.fromkeys(runs))
+
+
+@lru_cache(maxsize=65536)
+def sentence_types(text: str) -> frozenset:
+    """Answer types a sentence can supply (cached: the same report sentences recur across questions)."""
+    out = set()
+    if has_figure(text):
+        out.add("amount")
+    if re.search(r"\d\s*[%‰]|百分之|\d\s*成", text):
+        out.add("percent")
+    if _DATE.search(text):
+        out.add("date")
+    if _PERSON.search(text):
+        out.add("person")
+    if _PLACE.search(text):
+        out.add("place")
+    if _LIST.search(text):
+        out.add("list")
+    if _REASON.search(text):
+        out.add("reason")
+    if _HOW.search(text):
+        out.add("how")
+    if _DEFN.search(text):
+        out.add("definition")
+    if _RANK.search(text):
+        out.add("rank")
+    return frozenset(out)

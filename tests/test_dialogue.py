@@ -1,0 +1,75 @@
+"""Conversation: small talk, follow-ups that inherit what they leave out, and new questions that stand alone."""
+
+import pytest
+
+from app.dialogue import interpret, is_smalltalk
+
+
+class Stats:
+    """The report's co-occurrence, stated by hand for the words these tests use."""
+
+    def __init__(self, together: set[frozenset] = frozenset()) -> None:
+        self.together = together
+
+    def related(self, a, b) -> bool:
+        return any(frozenset((x, y)) in self.together or x == y for x in a for y in b)
+
+
+NONE = Stats()
+GDP = "2024年地区生产总值是多少？"
+
+
+@pytest.mark.parametrize("text", ["你好", "您好！", "hi", "谢谢", "太感谢了，辛苦", "thx", "ok", "好的", "嗯嗯 知道了 再见",
+                                  "你是谁啊", "你能做什么？", "拜拜~", "👍 谢谢"])
+def test_greetings_thanks_and_questions_about_the_bot_are_small_talk(text):
+    turn = interpret(text, [GDP], NONE)
+    assert turn.intent == "smalltalk" and turn.resolved == "" and turn.reply
+
+
+@pytest.mark.parametrize("text", ["谢谢，那今年呢？", "你好，2024年新增就业多少人？", "好的政策有哪些", "可以申请哪些补贴"])
+def test_a_question_after_a_greeting_is_still_a_question(text):
+    assert not is_smalltalk(text)
+    assert interpret(text, [], NONE).intent == "question"
+
+
+def test_the_small_talk_reply_points_to_example_questions():
+    assert "？" in interpret("你好", [], NONE).reply
+
+
+def test_a_time_only_follow_up_swaps_the_time():
+    assert interpret("那2025年呢？", ["2024年新增就业多少人？"], NONE).resolved == "2025年新增就业多少人？"
+
+
+def test_a_follow_up_naming_a_new_topic_keeps_the_time_and_drops_the_old_topic():
+    resolved = interpret("那就业呢？", [GDP], NONE).resolved
+    assert "就业" in resolved and "2024" in resolved and "地区生产总值" not in resolved
+
+
+def test_a_follow_up_on_a_related_word_keeps_the_old_topic():
+    stats = Stats({frozenset(("同比", "地区生产总值"))})
+    resolved = interpret("那同比呢？", [GDP], stats).resolved
+    assert resolved.startswith("同比") and "地区生产总值" in resolved
+
+
+def test_a_question_with_no_topic_of_its_own_inherits_the_previous_one():
+    resolved = interpret("同比增长了多少？", [GDP], NONE).resolved
+    assert "地区生产总值" in resolved and resolved.startswith("同比增长了多少")
+
+
+@pytest.mark.parametrize("q", ["今天天气怎么样？", "今年要改造多少个老旧小区？", "海拉尔区有哪些冰雪旅游活动？",
+                               "报告是哪天作的？", "帮我写首关于草原的诗"])
+def test_a_question_with_its_own_topic_is_never_merged(q):
+    assert interpret(q, [GDP], NONE).resolved == q
+
+
+def test_small_talk_in_the_history_carries_no_topic():
+    assert interpret("那2025年呢？", ["2024年新增就业多少人？", "谢谢"], NONE).resolved == "2025年新增就业多少人？"
+
+
+def test_a_chain_of_follow_ups_keeps_its_topic():
+    history = ["2024年新增就业多少人？", "那2025年呢？"]
+    assert interpret("那2024年呢？", history, NONE).resolved == "2024年新增就业多少人？"
+
+
+def test_no_history_means_the_question_as_asked():
+    assert interpret("那就业呢？", [], NONE).resolved == "那就业呢？"

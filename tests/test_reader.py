@@ -1,0 +1,132 @@
+"""What a question asks, the word bridge, and the reader's fitted models (fake embedder: fast)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from app.bridge import Bridge, report_vocabulary
+from app.features import QUESTION_FEATURES, SENTENCE_FEATURES
+from app.question import analyze, sentence_types, sentence_units
+from app.reader import MODEL_PATH, ReaderModel, blocked_rows
+
+
+@pytest.mark.parametrize("q,kind", [("2024年地区生产总值是多少？", "amount"), ("报告是哪天作的？", "date"),
+                                    ("区长是谁", "person"), ("君尚奥特莱斯在哪条街上？", "place"),
+                                    ("六个基地有哪些？", "list"), ("为什么说竞争形势严峻？", "reason"),
+                                    ("今年打算怎么帮小企业贷款？", "how"), ("什么是飞地经济？", "definition"),
+                                    ("海拉尔在19个中心城区里排第几", "rank"), ("去年城镇调查失业率是多少", "percent")])
+def test_a_question_says_what_kind_of_answer_it_wants(q, kind):
+    assert kind in analyze(q).asks
+
+
+@pytest.mark.parametrize("q,unit", [("区里去年财政进账多少钱", "money"), ("去年来海拉尔玩的人有多少？", "people"),
+                                    ("去年办了多少件", "units"), ("今年要治理多大面积", "area")])
+def test_a_question_says_which_unit_it_wants(q, unit):
+    assert unit in analyze(q).units
+
+
+def test_a_sentence_offers_answer_types_and_units():
+    s = "一般公共预算收入完成 9.5 亿元，按可比口径同比增长 11.04%；"
+    assert {"amount", "percent"} <= sentence_types(s)
+    assert sentence_units(s) == {"money"}
+    assert "date" in sentence_types("——2025 年1 月 20 日在海拉尔区第十六届人民代表大会第五次会议上")
+    assert "person" in sentence_types("海拉尔区人民政府区长 于 民")
+    assert "list" in sentence_types("围绕谢尔塔拉农牧场、哈克一五窑村、奋斗友联村开发乡村旅游产品")
+
+
+def test_time_words_are_not_topic_words():
+    q = analyze("去年新增就业多少人？")
+    assert q.time == "past" and "去年" not in q.terms and "就业" in "".join(q.terms)
+
+
+def test_everyday_phrases_are_kept_whole_for_the_bridge():
+    assert "新找到工作" in analyze("去年新找到工作的有多少人").phrases
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_the_bridge_maps_an_unknown_word_to_its_nearest_report_terms():
+    terms = ["供热", "老旧", "学前"]
+    vecs = np.stack([_unit([1, 0, 0]), _unit([0, 1, 0]), _unit([0, 0, 1])])
+    bridge = Bridge(terms, vecs, k=2, window=0.05)
+    embed = lambda ws: np.stack([_unit([1, 0.1, 0]) if w == "暖气" else _unit([0, 0.2, 1]) for w in ws])
+    out = bridge.neighbours(["暖气", "幼儿"], embed)
+    assert [n.term for n in out["暖气"]] == ["供热"]  # the second is outside the window
+    assert out["幼儿"][0].term == "学前"
+
+
+def test_the_bridge_caches_words_it_has_seen():
+    calls = []
+    bridge = Bridge(["供热"], _unit([1, 0])[None, :])
+
+    def embed(ws):
+        calls.append(list(ws))
+        return np.stack([_unit([1, 0])] * len(ws))
+
+    bridge.neighbours(["暖气"], embed)
+    bridge.neighbours(["暖气", "供暖"], embed)
+    assert calls == [["暖气"], ["供暖"]]
+
+
+def test_the_bridge_rejects_mismatched_vectors():
+    with pytest.raises(ValueError, match="2 vocabulary terms but 1 vectors"):
+        Bridge(["a", "b"], np.zeros((1, 3), np.float32))
+
+
+def test_report_vocabulary_is_words_most_frequent_first():
+    vocab = report_vocabulary(["新增就业人数增加，就业形势稳定。", "就业困难人员再就业。"], ["就业形势总体稳定"])
+    assert vocab[0] == "就业" and all(2 <= len(w) <= 8 for w in vocab)
+
+
+def test_the_committed_model_matches_the_features_this_code_computes():
+    model = ReaderModel.load()
+    assert model.sentence.features == SENTENCE_FEATURES and model.answer.features == QUESTION_FEATURES
+    assert 0 < model.threshold < 1
+    p = model.answer.probability(np.zeros((1, len(QUESTION_FEATURES))))
+    assert 0 <= p[0] <= 1
+
+
+def test_a_model_file_for_other_features_names_the_fix(tmp_path):
+    d = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    d["sentence"]["features"] = d["sentence"]["features"][:-1]
+    bad = tmp_path / "reader.json"
+    bad.write_text(json.dumps(d), encoding="utf-8")
+    with pytest.raises(ValueError, match="python -m app fit"):
+        ReaderModel.load(bad)
+
+
+def test_a_missing_model_file_names_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="python -m app fit"):
+        ReaderModel.load(tmp_path / "nope.json")
+
+
+def test_headings_and_the_title_block_are_blocked_unless_the_question_is_about_the_document():
+    col = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
+    X = np.zeros((4, len(SENTENCE_FEATURES)))
+    X[0, col["heading"]] = 1  # a heading, content question
+    X[1, col["front_matter"]] = 1  # the title block, content question
+    X[2, col["front_matter"]] = X[2, col["front_asked"]] = 1  # the title block, "who gave the report?"
+    assert blocked_rows(X).tolist() == [True, True, False, False]
+
+
+def test_a_heading_never_answers_a_content_question(fake_engine):
+    eng = fake_engine.with_config(refuse=False)
+    headings = {s.id for s in eng.data.sentences if s.text.rstrip("。") in {p for c in eng.data.chunks for p in c.path}}
+    for q in ["海拉尔区有哪些冰雪旅游活动？", "守好安全稳定底线", "经济运行稳中有进", "就业形势总体稳定"]:
+        a = eng.ask(q)
+        assert a.found and a.text.rstrip("。") not in {eng.data.sentences[i].text.rstrip("。") for i in headings}, q
+
+
+def test_a_question_about_another_year_than_the_best_match_is_refused(fake_engine):
+    a = fake_engine.ask("2019年地区生产总值是多少？")
+    assert not a.found and a.signals.get("time_clash") is True
+
+
+def test_small_talk_gets_a_reply_and_no_quote(fake_engine):
+    a = fake_engine.ask("谢谢！", history=["2024年地区生产总值是多少？"])
+    assert (a.found, a.intent, a.text, a.passages) == (False, "smalltalk", "", ())
+    assert "不客气" in a.message
