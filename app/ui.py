@@ -9,8 +9,8 @@
 
 Limits: the page sends its whole chat with each question, so every handler keeps only the last
 `CHAT_TURNS_KEPT` turns (older ones leave the page; the request stays far under the edge's body
-limit), and follow-ups are resolved from the last `HISTORY_TURNS` questions only: a chat of any
-length costs the same to answer. Only /ask is an API route; the page's own handlers are
+limit), and follow-ups are resolved from the last `HISTORY_TURNS` questions only: a long chat
+costs no more to answer than a short one. Only /ask is an API route; the page's own handlers are
 private and reachable only the way the page calls them (by number, through the edge's checks).
 
 Safety: every string from the user or the report is html-escaped before it goes into HTML, and
