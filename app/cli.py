@@ -36,6 +36,8 @@ def _settings(args):
         over["index_dir"] = Path(args.index)
     if getattr(args, "model", None):
         over["model"] = args.model
+    if getattr(args, "backend", None):
+        over["backend"] = args.backend
     return Settings.from_env(chunk_size=getattr(args, "chunk_size", None), **over)
 
 
@@ -108,11 +110,11 @@ def cmd_chat(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from .embedder import SentenceTransformerEmbedder
+    from .embedder import make_embedder
     from .index import build_index
 
     s = _settings(args)
-    folder, errors = build_index(s.corpus_dir, s.index_dir, SentenceTransformerEmbedder(s.model), s.chunk,
+    folder, errors = build_index(s.corpus_dir, s.index_dir, make_embedder(s.model, s.backend), s.chunk,
                                  progress=lambda m: print(m, file=sys.stderr), show_bar=True)
     print(f"index written to {folder}")
     return 1 if errors and args.strict else 0
@@ -191,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--corpus", help="corpus folder of .md/.txt files (default: corpus/, env APP_CORPUS)")
     common.add_argument("--index", help="index folder (default: index/, env APP_INDEX)")
     common.add_argument("--model", help="sentence-transformers model name or path (default: bundled e5-small, env APP_MODEL)")
+    common.add_argument("--backend", choices=("auto", "onnx", "onnx-fp32", "torch"),
+                        help="encoder: onnx-fp32, onnx (int8: fastest, vectors moved slightly) or torch (PyTorch "
+                             "fp32); auto = onnx-fp32 for the default model, torch for others (env APP_BACKEND)")
     common.add_argument("--chunk-size", type=int, help="chunk size in characters (default 300)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

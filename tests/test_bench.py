@@ -210,15 +210,28 @@ def test_peak_rss_is_a_positive_number_of_kib():
 
 
 def test_recall_probe_sweeps_efsearch_and_restores_it():
-    from app.bench import _recall_probe
+    from app.bench import recall_probe
     from app.index import make_faiss
 
     rng = np.random.default_rng(7)
     xb, xq = _unit_rows(rng, 600, 16), _unit_rows(rng, 12, 16)
     index = make_faiss(xb, hnsw_threshold=100)  # force the approximate kind on small data
-    out = _recall_probe(index, xq, candidates=50)
+    out = recall_probe(index, xq, candidates=50)
     configured = index.hnsw.efSearch
     assert out["ef_search"] == configured  # restored after the sweep
     assert set(out["ef_sweep"]) == {configured, 256, 512, 1024}
     assert all(0.0 <= v["recall_at_10"] <= 1.0 for v in out["ef_sweep"].values())
     assert out["ef_sweep"][1024]["recall_at_10"] == 1.0  # efSearch above the corpus size: exhaustive
+
+
+def test_synthetic_copies_shift_ids_sections_and_chunk_links(fake_engine):
+    from app.bench import synthetic_copies
+
+    data = fake_engine.data
+    chunks, sents = synthetic_copies(data.chunks, data.sentences, 3)
+    assert [c.id for c in chunks] == list(range(3 * len(data.chunks)))
+    assert [s.id for s in sents] == list(range(3 * len(data.sentences)))
+    n_c = len(data.chunks)
+    for s in sents[len(data.sentences):][:50]:
+        assert chunks[s.chunk].section == s.section  # each copy links to its own chunks
+        assert chunks[s.chunk].text == data.chunks[s.chunk % n_c].text

@@ -468,7 +468,7 @@ def test_cli_reports_an_unwritable_index_folder_as_a_message(settings, monkeypat
         raise PermissionError(13, "Permission denied", str(Path(index_dir) / ".lock"))
 
     monkeypatch.setattr(app.engine, "build_index", unwritable)
-    monkeypatch.setattr(app.engine, "SentenceTransformerEmbedder", lambda model: FakeEmbedder())
+    monkeypatch.setattr(app.engine, "make_embedder", lambda *a, **kw: FakeEmbedder())
     code = cli.main(["ask", "x", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
