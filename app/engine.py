@@ -30,10 +30,12 @@ from .question import Query, analyze
 from .retrieval import Candidates, RetrievalConfig, Retriever
 from .textnorm import add_words, expand_query, normalize, tokenize
 
-__all__ = ["Answer", "Engine", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig"]
+__all__ = ["Answer", "Engine", "HISTORY_TURNS", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig", "clean_history",
+           "clean_question"]
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
+HISTORY_TURNS = 4  # earlier questions kept for follow-ups (resolution reads the last one)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,35 @@ def clean_question(question: object) -> str:
     if len(q) > MAX_QUESTION_CHARS:
         raise QuestionError(f"question is {len(q):,} characters; the limit is {MAX_QUESTION_CHARS:,}: ask something shorter")
     return q
+
+
+def clean_history(history: object) -> tuple[str, ...]:
+    """Earlier questions, for follow-ups: the last `HISTORY_TURNS`, each cleaned like a question
+    and clipped to `MAX_QUESTION_CHARS` (an earlier question is never refused for its length).
+
+    None is no history and a string is one earlier question; blank entries are dropped. Anything
+    else raises QuestionError.
+    """
+    if history is None:
+        return ()
+    if isinstance(history, str):
+        history = (history,)
+    example = 'e.g. history=["2024年新增就业多少人？"]'
+    if not isinstance(history, (list, tuple)):
+        raise QuestionError(f"history must be a list of earlier questions (strings), got {type(history).__name__}: "
+                            f"pass {example}")
+    bad = [h for h in history if not isinstance(h, str)]
+    if bad:
+        raise QuestionError(f"history must be a list of earlier questions (strings); it holds {bad[0]!r:.60} "
+                            f"({type(bad[0]).__name__}): pass only the questions' text, {example}")
+    out = []
+    for h in reversed(history):
+        h = _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", h)).strip()[:MAX_QUESTION_CHARS]
+        if h:
+            out.append(h)
+            if len(out) == HISTORY_TURNS:
+                break
+    return tuple(reversed(out))
 
 
 class _Related:
@@ -160,16 +191,18 @@ class Engine:
             data = load_index(settings.index_dir, expect)
         return cls(data, embedder, config)
 
-    def prepare(self, question: object, k: int = 5, history: Sequence[str] = (), *,
+    def prepare(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
                 config: RetrievalConfig | None = None) -> "Prepared":
         """Every stage before the reader: clean, interpret the turn, encode, bridge words, retrieve."""
         cfg = config or self.config
         q = clean_question(question)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
             raise QuestionError(f"k must be an integer from 1 to 50, got {k!r}")
-        hist = tuple(clean_question(h) for h in history if isinstance(h, str) and h.strip())
+        hist = clean_history(history)
         timings: dict[str, float] = {}
         turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+        if len(turn.resolved) > MAX_QUESTION_CHARS:  # a follow-up adds words: clip, never fail
+            turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
         if turn.intent == "smalltalk" or not re.search(r"\w", unicodedata.normalize("NFKC", turn.resolved)):
             # small talk, or emoji/punctuation only: nothing to look for
             return Prepared(q, turn, None, None, {}, (), None, timings)
@@ -187,7 +220,7 @@ class Engine:
         cands = self.retriever.search(turn.resolved, query.norm, qvec, cfg, timings, extra_tokens=bridged)
         return Prepared(q, turn, query, qvec, bridges, bridged, cands, timings)
 
-    def ask(self, question: object, k: int = 5, history: Sequence[str] = (), *,
+    def ask(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
             config: RetrievalConfig | None = None) -> Answer:
         """Answer ``question`` from the report; see `Answer`. Raises QuestionError on unusable input."""
         t_all = time.perf_counter()
