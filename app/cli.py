@@ -18,11 +18,16 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-__all__ = ["main"]
+from .errors import AppError
+
+__all__ = ["UsageError", "main"]
+
+
+class UsageError(AppError):
+    """A command-line value that cannot work (a port taken, a file missing): said before any loading."""
 
 
 def _settings(args):
-    from .chunking import ChunkSettings
     from .config import Settings
 
     over = {}
@@ -34,12 +39,7 @@ def _settings(args):
         over["model"] = args.model
     if getattr(args, "backend", None):
         over["backend"] = args.backend
-    s = Settings.from_env(**over)
-    if getattr(args, "chunk_size", None):
-        from dataclasses import replace
-
-        s = replace(s, chunk=ChunkSettings(args.chunk_size, s.chunk.overlap))
-    return s
+    return Settings.from_env(chunk_size=getattr(args, "chunk_size", None), **over)
 
 
 def _engine(args):
@@ -164,10 +164,39 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def _port_taken(host: str, port: int) -> UsageError:
+    return UsageError(f"cannot listen on {host}:{port} (the port is in use, or the address is not this machine's): "
+                      f"stop the other server or pick another with --port, e.g. --port {port + 1 if port < 65535 else 7861}")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail in a moment, before the model loads, when the server could not listen anyway."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise UsageError(f"--host {host!r} is not an address of this machine: use 127.0.0.1 (default) or 0.0.0.0") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            s.bind(address)
+        except OSError:
+            raise _port_taken(host, port) from None
+
+
 def cmd_serve(args) -> int:
     from .ui import serve
 
-    serve(_engine(args), host=args.host, port=args.port)
+    _check_port(args.host, args.port)
+    engine = _engine(args)
+    try:
+        serve(engine, host=args.host, port=args.port)
+    except OSError as exc:  # taken between the check and the launch; Gradio says "Cannot find empty port"
+        if "port" not in str(exc).lower():
+            raise
+        raise _port_taken(args.host, args.port) from None
     return 0
 
 
@@ -178,6 +207,9 @@ def cmd_eval(args) -> int:
         return multi_main(args, _settings(args))
     from .evaluate import main as eval_main
 
+    if args.questions and not Path(args.questions).is_file():
+        raise UsageError(f"--questions {args.questions}: no such file: pass a JSONL file of questions "
+                         "(format in eval/README.md), or leave it out for eval/questions.jsonl")
     return eval_main(args, _engine(args))
 
 
@@ -195,6 +227,16 @@ def cmd_bench(args) -> int:
     from .bench import main as bench_main
 
     return bench_main(args, _settings(args))
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port: give a number from 1 to 65535, e.g. 7860")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", parents=[common], help="start the web chat")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--port", type=_port, default=7860, help="port to listen on (default 7860)")
     s.add_argument("--no-build", action="store_true",
                    help="fail instead of building a missing/stale index (replicas sharing one index)")
     s.set_defaults(fn=cmd_serve)
@@ -288,13 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import AppError
-
+    """Run one command; a mistake or an unusable file ends in one `error:` line and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be written, a file that cannot be read
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}: check that the path exists and is writable, "
+              "or point --index/--corpus elsewhere", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -31,10 +31,12 @@ from .question import Query, analyze
 from .retrieval import Candidates, RetrievalConfig, Retriever, Scope
 from .textnorm import add_words, expand_query, normalize, tokenize
 
-__all__ = ["Answer", "Engine", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig"]
+__all__ = ["Answer", "Engine", "HISTORY_TURNS", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig", "clean_history",
+           "clean_question"]
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
+HISTORY_TURNS = 4  # earlier questions kept for follow-ups (resolution reads the last one)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,35 @@ def clean_question(question: object) -> str:
     return q
 
 
+def clean_history(history: object) -> tuple[str, ...]:
+    """Earlier questions, for follow-ups: the last `HISTORY_TURNS`, each cleaned like a question
+    and clipped to `MAX_QUESTION_CHARS` (an earlier question is never refused for its length).
+
+    None is no history and a string is one earlier question; blank entries are dropped. Anything
+    else raises QuestionError.
+    """
+    if history is None:
+        return ()
+    if isinstance(history, str):
+        history = (history,)
+    example = 'e.g. history=["2024年新增就业多少人？"]'
+    if not isinstance(history, (list, tuple)):
+        raise QuestionError(f"history must be a list of earlier questions (strings), got {type(history).__name__}: "
+                            f"pass {example}")
+    bad = [h for h in history if not isinstance(h, str)]
+    if bad:
+        raise QuestionError(f"history must be a list of earlier questions (strings); it holds {bad[0]!r:.60} "
+                            f"({type(bad[0]).__name__}): pass only the questions' text, {example}")
+    out = []
+    for h in reversed(history):
+        h = _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", h)).strip()[:MAX_QUESTION_CHARS]
+        if h:
+            out.append(h)
+            if len(out) == HISTORY_TURNS:
+                break
+    return tuple(reversed(out))
+
+
 class _Related:
     """The dialogue's view of the report: do two sets of words share a sentence? Words the report
     never uses stand in through their bridged neighbours ("增速" → "增长")."""
@@ -105,7 +136,7 @@ class _Related:
         self.lexicon, self.bridge, self.embedder = lexicon, bridge, embedder
 
     def _expand(self, terms) -> list[str]:
-        unknown = [t for t in terms if t not in self.lexicon.corpus_norm]
+        unknown = [t for t in terms if not self.lexicon.present(t)]
         near = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
         return [t for t in terms if t not in near] + [n.term for ns in near.values() for n in ns]
 
@@ -144,7 +175,7 @@ class Engine:
         self.reader_config = reader_config or ReaderConfig()
         add_words(p[-1] for p in {c.path for c in data.chunks})
         self.retriever = Retriever(data, bm25_chunks=data.bm25_chunks, bm25_sentences=data.bm25_sentences)
-        self.lexicon = Lexicon(data, self.retriever.bm25_chunks)
+        self.lexicon = Lexicon(data, self.retriever.bm25_chunks, self.retriever.bm25_sentences)
         self.reader = Reader(data, self.retriever, self.lexicon)
         vocab_vectors = data.vocab_vectors if data.vocab_vectors is not None else np.zeros((0, 1), np.float32)
         self.bridge = Bridge(data.vocab, vocab_vectors)
@@ -188,7 +219,7 @@ class Engine:
         kept = select(self.data.documents, filters)
         return None if len(kept) == len(self.data.documents) else Scope.of(kept)
 
-    def prepare(self, question: object, k: int = 5, history: Sequence[str] = (), *,
+    def prepare(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
                 config: RetrievalConfig | None = None, filters=None, turn: Turn | None = None) -> "Prepared":
         """Every stage before the reader: clean, interpret the turn, encode, bridge words, retrieve."""
         cfg = config or self.config
@@ -196,17 +227,19 @@ class Engine:
         q = clean_question(question)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
             raise QuestionError(f"k must be an integer from 1 to 50, got {k!r}")
-        hist = tuple(clean_question(h) for h in history if isinstance(h, str) and h.strip())
+        hist = clean_history(history)
         timings: dict[str, float] = {}
         if turn is None:  # (`ask` passes the turn it already interpreted)
             turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+        if len(turn.resolved) > MAX_QUESTION_CHARS:  # a follow-up adds words: clip, never fail
+            turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
         if turn.intent == "smalltalk" or not re.search(r"\w", unicodedata.normalize("NFKC", turn.resolved)):
             # small talk, or emoji/punctuation only: nothing to look for
             return Prepared(q, turn, None, None, {}, (), None, timings)
         query = replace(analyze(expand_query(normalize(turn.resolved))), text=turn.resolved)
         t = time.perf_counter()
         qvec = self.embedder.embed_queries([turn.resolved])[0]
-        unknown = [w for w in (*query.terms, *query.phrases) if w not in self.lexicon.corpus_norm] if cfg.bridge else []
+        unknown = [w for w in (*query.terms, *query.phrases) if not self.lexicon.present(w)] if cfg.bridge else []
         bridges = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
         for p in query.phrases:  # a word inside a bridged phrase shares the phrase's neighbours
             for w in query.terms:
@@ -217,7 +250,7 @@ class Engine:
         cands = self.retriever.search(turn.resolved, query.norm, qvec, cfg, timings, extra_tokens=bridged, scope=scope)
         return Prepared(q, turn, query, qvec, bridges, bridged, cands, timings)
 
-    def ask(self, question: object, k: int = 5, history: Sequence[str] = (), *,
+    def ask(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
             config: RetrievalConfig | None = None, filters=None) -> Answer:
         """Answer ``question`` from the reports; see `Answer`. ``filters`` (``{"region": …, "year": …}``,
         filters.py) keep only some documents, before any ranking. A question naming several reports
@@ -227,9 +260,11 @@ class Engine:
         turn = None
         if len(self.data.documents) > 1:
             q = clean_question(question)
-            hist = tuple(clean_question(h) for h in history if isinstance(h, str) and h.strip())
+            hist = clean_history(history)
             cfg = config or self.config
             turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+            if len(turn.resolved) > MAX_QUESTION_CHARS:  # as in prepare: clip, never fail
+                turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
             if turn.intent == "question":
                 docs = select(self.data.documents, filters) if filters else self.data.documents
                 parts = plan(turn.resolved, docs)
@@ -257,7 +292,7 @@ class Engine:
                        signals={}, parts=tuple(answers), label="",
                        message=f"比较 {len(answers)} 份报告：" + "；".join(a.label for a in answers))
 
-    def _ask_one(self, question: object, k: int = 5, history: Sequence[str] = (), *,
+    def _ask_one(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
                  config: RetrievalConfig | None = None, filters=None, turn: Turn | None = None) -> Answer:
         t_all = time.perf_counter()
         prep = self.prepare(question, k, history, config=config, filters=filters, turn=turn)

@@ -429,6 +429,30 @@ def _rebuild_hint(index_dir: Path) -> str:
     return f"run `python -m app index` (index folder: {index_dir})"
 
 
+def _manifest_problem(m: object, folder: Path) -> str | None:
+    """What is wrong with a manifest's shape (None when nothing is): a damaged manifest is rebuilt,
+    never half-read, and every file of the build must have a checksum, so none is read unchecked."""
+    if not isinstance(m, dict):
+        return f"a JSON {type(m).__name__}, not an object"
+    model, files = m.get("model"), m.get("files")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not (isinstance(model, dict) and isinstance(model.get("id"), str) and is_int(model.get("dim"))):
+        return f'"model" is {model!r:.80}, not {{"id": <name>, "dim": <int>}}'
+    for key in ("chunking", "corpus"):
+        if not isinstance(m.get(key), dict):
+            return f'"{key}" is {m.get(key)!r:.80}, not an object'
+    if not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
+        return '"files" is not an object of checksums'
+    unlisted = sorted(n for n in (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+                      if n != "manifest.json" and n not in files)
+    if unlisted:
+        return f'"files" has no checksum for {", ".join(unlisted[:3])}'
+    return None
+
+
 def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | None = None) -> IndexData:
     """Load the current build; raise IndexError_/StaleIndexError with the command that fixes it.
 
@@ -459,8 +483,11 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexError_(f"index manifest in {folder} is missing or corrupt ({exc}): {_rebuild_hint(index_dir)}") from None
-    if manifest.get("format") != FORMAT:
+    if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
         raise StaleIndexError(f"index format {manifest.get('format')} != {FORMAT}: {_rebuild_hint(index_dir)}")
+    problem = _manifest_problem(manifest, folder)
+    if problem:
+        raise IndexError_(f"index manifest {folder / 'manifest.json'} is damaged ({problem}): {_rebuild_hint(index_dir)}")
     if expect is not None:
         got, want = manifest["model"], expect["model"]
         if got["id"] != want["id"] or (want["dim"] is not None and got["dim"] != want["dim"]):

@@ -2,9 +2,17 @@
 
     build_ui(engine) -> gr.Blocks      the chat page, plus the programmatic route /ask
     serve(engine, host, port)          build and launch (what `python -m app serve` runs)
+    launch_options()                   launch arguments: CSS, the HTTP edge (app/edge.py), nothing stored
     make_respond(engine)               the chat handler: respond(message, history[, sources]) -> reply messages
+    ask_args(args, kwargs)             the /ask route's input check, run at the HTTP edge
     document_choices(documents)        the report picker's entries (shown when the index holds several reports)
     format_reply(answer, view)         pure: an Answer → assistant message dicts (HTML)
+
+Limits: the page sends its whole chat with each question, so every handler keeps only the last
+`CHAT_TURNS_KEPT` turns (older ones leave the page; the request stays far under the edge's body
+limit), and follow-ups are resolved from the last `HISTORY_TURNS` questions only: a long chat
+costs no more to answer than a short one. Only /ask is an API route; the page's own handlers are
+private and reachable only the way the page calls them (by number, through the edge's checks).
 
 Safety: every string from the user or the report is html-escaped before it goes into HTML, and
 the user's own message is shown escaped too (Gradio's Chatbot renders user messages as
@@ -20,16 +28,16 @@ Gradio is imported inside the functions that need it: importing this module is i
 import html
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .answer import resolve_followup
-from .engine import Answer, Passage, clean_question
+from .edge import InputError
+from .engine import HISTORY_TURNS, MAX_QUESTION_CHARS, Answer, Passage, clean_question
 from .errors import QuestionError
 
-__all__ = ["APOLOGY", "EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "build_ui", "document_choices",
-           "format_reply",
-           "launch_options", "make_respond", "passage_mark", "resolved_history", "serve", "user_message",
-           "user_texts"]
+__all__ = ["APOLOGY", "CHAT_TURNS_KEPT", "EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "ask_args",
+           "build_ui", "document_choices", "format_reply", "launch_options", "make_respond", "passage_mark",
+           "recent_turns", "resolved_history", "serve", "user_message", "user_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,14 @@ EXAMPLES = (
 NOT_FOUND = "报告中没有找到这个问题的答案。"
 APOLOGY = "抱歉，处理这个问题时出错了，请稍后再试或换个问法。"
 K = 5
+MAX_K = 50
+CHAT_TURNS_KEPT = 40  # questions (with their replies) the page keeps; a reply is ~12-16 KB of HTML
+QUEUE_SIZE = 256  # requests waiting at most; more get "queue is full" (503) instead of holding memory
+# Gradio keeps per session (each page, and each API call without a session of its own) a copy of the
+# page's config and the chat last sent, for deep links; its default of 10,000 sessions let a stream
+# of API calls grow the server by ~70 KB each. The chat itself lives in the browser, so an evicted
+# session loses nothing a user sees.
+SESSIONS_KEPT = 128
 _USER_OPEN, _USER_CLOSE = '<div class="qa-q">', "</div>"
 
 CSS = """
@@ -269,12 +285,27 @@ def _content_text(content: Any) -> str:
     return text
 
 
+def _role(message: Any) -> Any:
+    return message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+
+
+def recent_turns(history: Sequence[Any] | None, turns: int) -> list:
+    """The chat from its ``turns``-th last user message on (all of it when shorter)."""
+    history = list(history or ())
+    seen = 0
+    for i in range(len(history) - 1, -1, -1):
+        if _role(history[i]) == "user":
+            seen += 1
+            if seen == turns:
+                return history[i:]
+    return history
+
+
 def user_texts(history: Iterable[Any]) -> list[str]:
     """The user's earlier questions, as typed, from Gradio "messages" history."""
     out = []
     for m in history or ():
-        role = m.get("role") if isinstance(m, dict) else getattr(m, "role", None)
-        if role == "user":
+        if _role(m) == "user":
             text = _content_text(m.get("content") if isinstance(m, dict) else getattr(m, "content", ""))
             if text.strip():
                 out.append(text)
@@ -293,7 +324,7 @@ def resolved_history(questions: Iterable[str]) -> list[str]:
             q = clean_question(q)
         except QuestionError:
             continue  # it was refused when asked; it carries no topic
-        out.append(resolve_followup(q, out))
+        out.append(resolve_followup(q, out)[:MAX_QUESTION_CHARS])  # as the engine clips it
     return out
 
 
@@ -306,7 +337,8 @@ def make_respond(engine, k: int = K) -> Callable[..., list[dict]]:
     view = SourceView.from_index(engine.data)
 
     def respond(message: str, history: list, sources: Sequence[str] | None = None) -> list[dict]:
-        earlier = resolved_history(user_texts(history))
+        # only the last few questions can matter to a follow-up: a long chat costs no more
+        earlier = resolved_history(user_texts(recent_turns(history, HISTORY_TURNS)))
         try:
             narrow = {"filters": {"source": list(sources)}} if sources else {}
             answer = engine.ask(message, k=k, history=earlier, **narrow)
@@ -318,6 +350,29 @@ def make_respond(engine, k: int = K) -> Callable[..., list[dict]]:
         return format_reply(answer, view)
 
     return respond
+
+
+def ask_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict:
+    """The /ask route's input, checked at the HTTP edge before it is queued: ``{"question", "k"}``
+    with k defaulting to 5 (None too), or InputError/QuestionError naming what is wrong."""
+    names = ("question", "k")
+    if len(args) > len(names):
+        raise InputError(f"/ask takes at most 2 inputs (question, k), got {len(args)}", "data")
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        raise InputError(f"/ask has no input {unknown[0]!r}: it takes question and k", unknown[0])
+    values = dict(zip(names, args))
+    for name, value in kwargs.items():
+        if name in values:
+            raise InputError(f"{name} is given twice", name)
+        values[name] = value
+    if "question" not in values:
+        raise InputError('question is missing: send e.g. {"question": "2024年地区生产总值是多少？"}', "question")
+    clean_question(values["question"])  # QuestionError: not a string, empty, too long
+    k = K if values.get("k") is None else values["k"]
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InputError(f"k must be an integer from 1 to {MAX_K}, got {k!r}", "k")
+    return {"question": values["question"], "k": k}
 
 
 def answer_dict(engine, question: str, k: int = K) -> dict:
@@ -335,17 +390,20 @@ def build_ui(engine):
 
     respond = make_respond(engine)
 
+    # The page's handlers: each keeps the last CHAT_TURNS_KEPT turns, so what the page sends back
+    # with the next question stays bounded however long the chat runs.
     def add_user(message: str, history: list):
         if not (message or "").strip():
-            return message, history
-        return "", [*history, user_message(message)]
+            return message, recent_turns(history, CHAT_TURNS_KEPT)
+        return "", [*recent_turns(history, CHAT_TURNS_KEPT - 1), user_message(message)]
 
     def add_example(evt: gr.SelectData, history: list):
         value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
-        return [*history, user_message(value.get("text", ""))]
+        return [*recent_turns(history, CHAT_TURNS_KEPT - 1), user_message(str(value.get("text", "")))]
 
     def add_reply(history: list, sources=None):
-        if not history or history[-1].get("role") != "user":
+        history = recent_turns(history, CHAT_TURNS_KEPT)
+        if not history or _role(history[-1]) != "user":
             return history
         message = user_texts(history[-1:])
         return [*history, *respond(message[0] if message else "", history[:-1], sources or None)]
@@ -360,7 +418,8 @@ def build_ui(engine):
 
     n_docs = len(getattr(engine, "documents", ()))
     title = TITLE if n_docs <= 1 else f"政府工作报告 · 问答（{n_docs} 份报告）"
-    with gr.Blocks(title=title, fill_height=True) as demo:
+    # analytics off: Gradio otherwise reports usage to its servers (and the app runs offline)
+    with gr.Blocks(title=title, fill_height=True, analytics_enabled=False) as demo:
         gr.Markdown(f"# {title}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")
         chatbot = gr.Chatbot(
             label="问答",
@@ -399,13 +458,30 @@ def build_ui(engine):
         chatbot.example_select(add_example, chatbot, chatbot, queue=False, **ui_only).then(
             add_reply, reply_in, chatbot, show_progress="minimal", **ui_only)
         gr.api(api_ask, api_name="ask")
-    demo.queue(default_concurrency_limit=4)  # Engine.ask only reads: safe to share across sessions
+    # Engine.ask only reads: safe to share across sessions
+    demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     return demo
 
 
 def launch_options() -> dict:
-    """Keyword arguments for ``build_ui(engine).launch(...)``: the page's CSS (Gradio 6 takes it there)."""
-    return {"css": CSS}
+    """Keyword arguments for ``build_ui(engine).launch(...)``: the page's CSS (Gradio 6 takes it there),
+    the HTTP edge in front of every route (app/edge.py: only /ask and what the page needs, bodies
+    limited, inputs checked, errors as JSON), and none of Gradio's extras that store or send anything:
+    no run history (it can sync to the Hugging Face Hub), no monitoring page, no server-side
+    rendering process; uploads are closed at the edge and capped here as a second layer."""
+    from starlette.middleware import Middleware
+
+    from .edge import Edge
+
+    return {
+        "css": CSS,
+        "app_kwargs": {"middleware": [Middleware(Edge, api={"ask": ask_args})]},
+        "state_session_capacity": SESSIONS_KEPT,
+        "run_history": False,
+        "enable_monitoring": False,
+        "ssr_mode": False,
+        "max_file_size": "1kb",
+    }
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 7860) -> None:

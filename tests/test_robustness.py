@@ -1,4 +1,5 @@
-"""Robustness: builds killed or raced across processes, a very large corpus file, hostile questions.
+"""Robustness: builds killed or raced across processes, a very large corpus file, hostile questions and
+histories, manifests of the wrong shape, and command-line mistakes that must end in a message, not a traceback.
 
 Fast fake embedder throughout. Builds run in child processes (``sys.executable -c``) where the
 behaviour is about processes: a SIGKILL cannot be simulated in-process, and threads share one
@@ -7,6 +8,7 @@ interpreter (tests/test_index.py covers the in-process and threaded cases).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,10 +23,10 @@ import pytest
 
 from app.config import Settings
 from app.corpus import load_corpus
-from app.engine import Answer, Engine
-from app.errors import QuestionError
+from app.engine import HISTORY_TURNS, MAX_QUESTION_CHARS, Answer, Engine, clean_history
+from app.errors import IndexError_, QuestionError
 from app.index import HNSW_THRESHOLD, build_index, expected_manifest, load_index
-from app.ui import APOLOGY, make_respond
+from app.ui import APOLOGY, make_respond, user_message
 
 from .conftest import REPORT, ROOT, FakeEmbedder
 
@@ -284,3 +286,190 @@ def test_the_chat_handler_replies_to_a_hostile_question_without_an_internal_erro
 def test_the_chat_handler_survives_a_hostile_history(engine, history):
     reply = make_respond(engine)("那2025年呢？", history)
     assert reply and not any(APOLOGY in m["content"] for m in reply)
+
+
+# ----------------------------------------------------------------------------- history: shape, length, poisoning
+
+
+class _SpyEngine:
+    """Records the history the chat handler passes; answers with the real engine."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.data, self.histories = engine, engine.data, []
+
+    def ask(self, question, k=5, history=()):
+        self.histories.append(list(history))
+        return self.engine.ask(question, k=k, history=history)
+
+
+def _chat_turns(questions, reply="…"):
+    out = []
+    for q in questions:
+        out += [user_message(q), {"role": "assistant", "content": reply}]
+    return out
+
+
+def test_the_chat_handler_resolves_only_the_last_few_turns_of_a_huge_history(engine):
+    # 400 long earlier questions: resolving each one (jieba over 1,800 characters) was a CPU sink
+    spy = _SpyEngine(engine)
+    history = _chat_turns(["2024年新增就业多少人？" + "就业" * 900] * 400)
+    reply = make_respond(spy)("那2025年呢？", history)
+    assert reply and not any(APOLOGY in m["content"] for m in reply)
+    assert len(spy.histories[0]) <= HISTORY_TURNS
+
+
+def test_a_follow_up_to_a_question_at_the_length_limit_does_not_poison_the_chat(engine):
+    respond = make_respond(engine)
+    long_question = ("2024年地区生产总值是多少" * 200)[:MAX_QUESTION_CHARS - 1]
+    history = [user_message(long_question), *respond(long_question, [])]
+    history += [user_message("那城镇呢？"), *respond("那城镇呢？", history)]
+    reply = respond("2024年地区生产总值是多少？", history)
+    assert not any("qa-error" in m["content"] for m in reply), reply[0]["content"]
+
+
+def test_a_resolved_follow_up_is_clipped_to_the_question_limit(engine):
+    long_question = ("2024年地区生产总值是多少" * 200)[:MAX_QUESTION_CHARS - 1]
+    answer = engine.ask("那城镇呢？", history=[long_question])
+    assert answer.resolved_question.startswith("城镇")
+    assert len(answer.resolved_question) <= MAX_QUESTION_CHARS
+
+
+def test_history_given_as_one_string_is_one_earlier_question(engine):
+    as_string = engine.ask("那城镇失业人员再就业呢？", history="2024年新增就业多少人？")
+    as_list = engine.ask("那城镇失业人员再就业呢？", history=["2024年新增就业多少人？"])
+    assert as_string.resolved_question == as_list.resolved_question
+    assert as_string == as_list
+
+
+def test_history_none_means_no_earlier_questions(engine):
+    assert engine.ask("2024年新增就业多少人？", history=None) == engine.ask("2024年新增就业多少人？")
+
+
+@pytest.mark.parametrize("history", [
+    pytest.param(["2024年新增就业多少人？", 42], id="int-item"),
+    pytest.param([None], id="none-item"),
+    pytest.param([b"bytes"], id="bytes-item"),
+    pytest.param(42, id="int"),
+    pytest.param({"role": "user"}, id="dict"),
+])
+def test_history_of_the_wrong_shape_is_refused_naming_the_fix(engine, history):
+    with pytest.raises(QuestionError, match="history must be"):
+        engine.ask("那2025年呢？", history=history)
+
+
+def test_clean_history_keeps_the_last_turns_clipped_and_drops_blank_ones():
+    long = "海" * (MAX_QUESTION_CHARS + 500)
+    history = [f"问题{i}" for i in range(50)] + ["   ", long]
+    cleaned = clean_history(history)
+    assert len(cleaned) <= HISTORY_TURNS
+    assert cleaned[-1] == "海" * MAX_QUESTION_CHARS
+    assert cleaned[-2] == "问题49"
+    assert clean_history(None) == () and clean_history("\x00 一个问题 ") == ("一个问题",)
+
+
+# ----------------------------------------------------------------------------- manifests of the wrong shape
+
+
+def _tamper_manifest(settings, change) -> Path:
+    data = load_index(settings.index_dir, _expect(settings))
+    path = data.folder / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(change(manifest), ensure_ascii=False), encoding="utf-8")
+    return data.folder
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda m: {**m, "model": None}, id="model-null"),
+    pytest.param(lambda m: {**m, "model": {"id": 5}}, id="model-without-dim"),
+    pytest.param(lambda m: [m], id="a-list"),
+    pytest.param(lambda m: {**m, "chunking": "300"}, id="chunking-a-string"),
+    pytest.param(lambda m: {**m, "corpus": None}, id="corpus-null"),
+    pytest.param(lambda m: {**m, "files": {"chunks.json": m["files"]["chunks.json"]}}, id="files-incomplete"),
+])
+def test_a_manifest_of_the_wrong_shape_is_refused_and_rebuilt(settings, change):
+    Engine.open(settings, embedder=FakeEmbedder())
+    tampered = _tamper_manifest(settings, change)
+    with pytest.raises(IndexError_, match="python -m app index"):
+        load_index(settings.index_dir, _expect(settings))
+    assert Engine.open(settings, embedder=FakeEmbedder()).data.folder != tampered
+
+
+def test_a_manifest_without_file_checksums_is_rebuilt_so_an_edited_chunks_file_is_not_answered(settings):
+    Engine.open(settings, embedder=FakeEmbedder())
+    folder = _tamper_manifest(settings, lambda m: {k: v for k, v in m.items() if k != "files"})
+    chunks = folder / "chunks.json"
+    chunks.write_text(chunks.read_text(encoding="utf-8").replace("231.52", "999.99"), encoding="utf-8")
+
+    answer = Engine.open(settings, embedder=FakeEmbedder()).ask("2024年地区生产总值是多少？")
+    texts = " ".join(p.text for p in answer.passages)
+    assert "231.52" in texts and "999.99" not in texts
+
+
+# ----------------------------------------------------------------------------- command-line errors
+
+
+def _cli(*args: str, env: dict | None = None, timeout: float = CHILD_TIMEOUT) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "APP_CACHE_DIR": os.environ.get("APP_CACHE_DIR", str(ROOT / ".cache")), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def _assert_clean_error(run: subprocess.CompletedProcess, *needles: str) -> None:
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    for needle in needles:
+        assert needle in run.stderr, run.stderr[-2000:]
+
+
+def test_cli_refuses_a_chunk_size_out_of_range_with_a_message(tmp_path):
+    _assert_clean_error(_cli("ask", "x", "--chunk-size", "5", "--no-build", "--index", str(tmp_path / "i")),
+                        "error:", "--chunk-size", "20")
+
+
+def test_cli_refuses_a_chunk_size_from_the_environment_that_is_not_a_number(tmp_path):
+    _assert_clean_error(_cli("ask", "x", "--no-build", "--index", str(tmp_path / "i"), env={"APP_CHUNK_SIZE": "abc"}),
+                        "error:", "APP_CHUNK_SIZE", "abc")
+
+
+def test_cli_refuses_an_index_path_that_is_a_file(tmp_path):
+    not_a_folder = tmp_path / "index.txt"
+    not_a_folder.write_text("x")
+    _assert_clean_error(_cli("index", "--index", str(not_a_folder)), "error:", str(not_a_folder))
+
+
+def test_cli_refuses_a_port_out_of_range(tmp_path):
+    _assert_clean_error(_cli("serve", "--port", "99999", "--index", str(tmp_path / "i")), "99999")
+
+
+def test_cli_refuses_a_port_in_use_before_loading_anything(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = _cli("serve", "--port", str(port), "--index", str(tmp_path / "i"))
+    _assert_clean_error(run, "error:", str(port), "--port")
+    assert not (tmp_path / "i").exists(), "the engine was opened before the port was checked"
+
+
+def test_cli_refuses_a_missing_questions_file(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    _assert_clean_error(_cli("eval", "--questions", str(missing), "--index", str(tmp_path / "i")),
+                        "error:", str(missing))
+    assert not (tmp_path / "i").exists(), "the engine was opened before the file was checked"
+
+
+def test_cli_reports_an_unwritable_index_folder_as_a_message(settings, monkeypatch, capsys):
+    import app.engine
+    from app import cli
+
+    def unwritable(corpus_dir, index_dir, *a, **kw):
+        raise PermissionError(13, "Permission denied", str(Path(index_dir) / ".lock"))
+
+    monkeypatch.setattr(app.engine, "build_index", unwritable)
+    monkeypatch.setattr(app.engine, "make_embedder", lambda *a, **kw: FakeEmbedder())
+    code = cli.main(["ask", "x", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "Permission denied" in err and str(settings.index_dir) in err

@@ -261,3 +261,9 @@ def test_importing_the_ui_does_not_import_gradio():
 def test_respond_always_returns_assistant_messages(fake_engine, question):
     reply = make_respond(fake_engine)(question, [])
     assert reply and all(m["role"] == "assistant" and isinstance(m["content"], str) for m in reply)
+
+
+def test_build_ui_sends_no_usage_analytics(fake_engine, monkeypatch):
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)  # Gradio's default is on
+    assert build_ui(fake_engine).analytics_enabled is False
+

@@ -69,25 +69,6 @@ def test_bm25_inside_a_subset_equals_the_full_scores_restricted():
         np.testing.assert_allclose(bm25_scores_in(model, query, subset), full[subset.ids()], rtol=1e-6, atol=1e-7)
 
 
-def test_corpus_lookups_through_bm25_postings_equal_scanning_the_text(fake_engine, monkeypatch):
-    """On a large corpus `term in corpus` and IDF answer from BM25's bigram postings: same answers."""
-    from app import lexicon
-    from app.lexicon import Lexicon
-
-    monkeypatch.setattr(lexicon, "INDEXED_ABOVE", 0)
-    import math
-
-    indexed = Lexicon(fake_engine.data, fake_engine.retriever.bm25_chunks)
-    assert indexed.corpus_norm._bm25 is not None
-    text, chunks = indexed.corpus_norm.text, indexed.chunk_norm
-    terms = {text[i:i + n] for n in (2, 3, 4, 6) for i in range(0, len(text) - n, 97)}
-    terms |= {"飞地经济", "地区生产总值", "不存在的词", "暖气费", "冰雪经济", "2024", "gdp", "海拉尔区"}
-    for t in sorted(terms):
-        assert (t in indexed.corpus_norm) == (t in text), t
-        df = sum(t in c for c in chunks)
-        assert indexed.idf(t) == math.log((len(chunks) + 1) / (df + 0.5)), t
-
-
 def test_top_n_is_the_full_sort_on_a_large_array():
     from app.topk import top_n
 
