@@ -30,7 +30,7 @@ __all__ = ["CORPUS", "FLOORS", "QUESTIONS", "main", "make_questions", "run", "su
 QUESTIONS = ROOT / "eval" / "multi" / "questions.jsonl"
 CORPUS = {"n_reports": 6, "small": True, "seed": 0, "include_seed": True}
 # Floors for CI, a little under the measured figures (eval/multi/README.md); doc_ok has none to give.
-FLOORS = {"doc_ok": 1.0, "hit@1": 0.85, "hit@5": 0.95, "em": 0.85, "compare_ok": 0.85, "refusal": 0.7}
+FLOORS = {"doc_ok": 1.0, "hit@1": 0.85, "hit@5": 0.95, "em": 0.85, "compare_ok": 0.85, "refusal": 0.55}
 
 
 def _reports(corpus_dir: Path):

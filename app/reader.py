@@ -189,7 +189,8 @@ class Reader:
         idx = list(sent_ids) if glob is None else scope.sentences.positions(sent_ids)
         return Pool(q, sent_ids, sims[idx], bm25[idx], bm25b[idx], chunk_of, dict(fused),
                     {c: r for r, c in enumerate(cands.order)}, dict(cands.dense), bridges, frozenset(gloss),
-                    tuple(data.chunks[c].path for c in chunk_of), float(qvec @ self.centroid))
+                    tuple(data.chunks[c].path for c in chunk_of), float(qvec @ self.centroid),
+                    None if scope is None else scope.chunks)
 
     def features(self, pool: Pool) -> np.ndarray:
         return sentence_features(pool, self.data.sentences, self.data.chunks, self.lexicon, self.first_section, self.hub,

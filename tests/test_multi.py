@@ -121,3 +121,15 @@ def test_the_page_offers_the_picker_only_for_several_reports(multi, fake_engine)
     assert [v for _, v in dropdown.choices] == [v for _, v in document_choices(multi.documents)]
     assert len(dropdown.choices) == 6 and dropdown.choices[0][0].startswith(("海拉尔区 2025", "通源县 2025"))
     assert picker(fake_engine) == []
+
+
+def test_a_word_only_other_reports_use_is_absent_within_a_filter(multi):
+    from app.retrieval import Scope
+
+    lex = multi.lexicon
+    word = "君尚奥特莱斯"  # a shopping centre the real report names; the small generated reports dropped it
+    holders = [d for d in multi.documents if word in (multi.data.folder.parent.parent / "corpus" / d.source).read_text()]
+    others = [d for d in multi.documents if d not in holders]
+    assert holders and others and lex.present(word)
+    assert lex.present(word, Scope.of(holders).chunks)
+    assert not lex.present(word, Scope.of(others[:1]).chunks)
