@@ -123,7 +123,7 @@ class _Related:
         self.lexicon, self.bridge, self.embedder = lexicon, bridge, embedder
 
     def _expand(self, terms) -> list[str]:
-        unknown = [t for t in terms if t not in self.lexicon.corpus_norm]
+        unknown = [t for t in terms if not self.lexicon.present(t)]
         near = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
         return [t for t in terms if t not in near] + [n.term for ns in near.values() for n in ns]
 
@@ -162,7 +162,7 @@ class Engine:
         self.reader_config = reader_config or ReaderConfig()
         add_words(p[-1] for p in {c.path for c in data.chunks})
         self.retriever = Retriever(data, bm25_chunks=data.bm25_chunks, bm25_sentences=data.bm25_sentences)
-        self.lexicon = Lexicon(data)
+        self.lexicon = Lexicon(data, self.retriever.bm25_chunks, self.retriever.bm25_sentences)
         self.reader = Reader(data, self.retriever, self.lexicon)
         vocab_vectors = data.vocab_vectors if data.vocab_vectors is not None else np.zeros((0, 1), np.float32)
         self.bridge = Bridge(data.vocab, vocab_vectors)
@@ -209,7 +209,7 @@ class Engine:
         query = replace(analyze(expand_query(normalize(turn.resolved))), text=turn.resolved)
         t = time.perf_counter()
         qvec = self.embedder.embed_queries([turn.resolved])[0]
-        unknown = [w for w in (*query.terms, *query.phrases) if w not in self.lexicon.corpus_norm] if cfg.bridge else []
+        unknown = [w for w in (*query.terms, *query.phrases) if not self.lexicon.present(w)] if cfg.bridge else []
         bridges = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
         for p in query.phrases:  # a word inside a bridged phrase shares the phrase's neighbours
             for w in query.terms:

@@ -170,7 +170,7 @@ def question_features(pool: Pool, X: np.ndarray, scores: np.ndarray, best: int, 
     second = float(scores[order[1]]) if len(order) > 1 else float(scores[best]) - 5.0
     dense_sorted = np.sort(pool.dense)[::-1]
     terms = list(q.terms)
-    absent = [t for t in terms if t not in lex.corpus_norm]
+    absent = [t for t in terms if not lex.present(t)]
     weights = {t: max(lex.idf(t), 0.1) for t in terms}
     wsum = sum(weights.values()) or 1.0
     bridged_sim = [max((n.similarity for n in pool.bridges.get(t, ())), default=0.0) for t in absent]
@@ -182,8 +182,8 @@ def question_features(pool: Pool, X: np.ndarray, scores: np.ndarray, best: int, 
     chunk = pool.chunk_of[best]
     hay = lex.sentence_norm[s] + normalize(" ".join(chunks_path(pool, best)))
     missing = [t for t in terms if t not in hay and not any(n.term in hay for n in pool.bridges.get(t, ()))]
-    idf_cap = math.log(len(lex.chunk_norm) + 1) + 1.0
-    miss_idf = max((min(lex.idf(t), idf_cap) if t in lex.corpus_norm else idf_cap for t in missing), default=0.0)
+    idf_cap = lex.idf_cap
+    miss_idf = max((min(lex.idf(t), idf_cap) if lex.present(t) else idf_cap for t in missing), default=0.0)
     f = {
         "reader_score": float(scores[best]),
         "reader_margin": float(scores[best]) - second,
@@ -194,7 +194,7 @@ def question_features(pool: Pool, X: np.ndarray, scores: np.ndarray, best: int, 
         "cov_chunk": row[col["cov_chunk"]],
         "absent": sum(weights[t] for t in absent) / wsum,
         "absent_bridged_sim": float(np.mean(bridged_sim)) if bridged_sim else 1.0,
-        "oov_bigrams": (sum(b not in lex.corpus_norm for b in bigrams) / len(bigrams)) if bigrams else 0.0,
+        "oov_bigrams": (sum(not lex.present(b) for b in bigrams) / len(bigrams)) if bigrams else 0.0,
         "miss_idf": miss_idf / idf_cap,
         "type_lacks": float(sum(row[col[f"want_{t}_lacks"]] for t in ANSWER_TYPES)),
         "unit_lacks": row[col["unit_lacks"]],
