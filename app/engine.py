@@ -36,6 +36,7 @@ __all__ = ["Answer", "Engine", "HISTORY_TURNS", "MAX_QUESTION_CHARS", "Passage",
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 2000
+MAX_BRIDGED = 8  # unknown words bridged per question (each is one short encode, cached)
 HISTORY_TURNS = 4  # earlier questions kept for follow-ups (resolution reads the last one)
 
 
@@ -136,7 +137,7 @@ class _Related:
         self.lexicon, self.bridge, self.embedder = lexicon, bridge, embedder
 
     def _expand(self, terms) -> list[str]:
-        unknown = [t for t in terms if not self.lexicon.present(t)]
+        unknown = [t for t in terms if not self.lexicon.present(t)][:MAX_BRIDGED]
         near = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
         return [t for t in terms if t not in near] + [n.term for ns in near.values() for n in ns]
 
@@ -240,6 +241,7 @@ class Engine:
         t = time.perf_counter()
         qvec = self.embedder.embed_queries([turn.resolved])[0]
         unknown = [w for w in (*query.terms, *query.phrases) if not self.lexicon.present(w)] if cfg.bridge else []
+        unknown = unknown[:MAX_BRIDGED]  # a question is a few words; a 2,000-character paste must not cost 2,000 encodes
         bridges = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
         for p in query.phrases:  # a word inside a bridged phrase shares the phrase's neighbours
             for w in query.terms:
