@@ -6,6 +6,7 @@
     python -m app serve                the Gradio chat on http://127.0.0.1:7860
     python -m app eval                 the evaluation benchmark (eval/results/)
     python -m app bench                speed/scale benchmark
+    python -m app feedback stats|export   feedback from the web chat (counts; 👎 rows as eval candidates)
 """
 
 from __future__ import annotations
@@ -132,6 +133,28 @@ def cmd_bench(args) -> int:
     return bench_main(args, _settings(args))
 
 
+def cmd_feedback(args) -> int:
+    from .feedback import FeedbackStore
+
+    store = FeedbackStore(args.db) if args.db else FeedbackStore.from_env()
+    if args.action == "stats":
+        stats = store.stats()
+        if args.json:
+            print(json.dumps(stats, ensure_ascii=False, indent=2))
+        else:
+            for key, value in stats.items():
+                print(f"{key:18} {value}")
+        return 0
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            n = store.export_candidates(fh)
+        print(f"{n} candidate question(s) written to {args.out} (review them before adding to eval/questions.jsonl)",
+              file=sys.stderr)
+    else:
+        store.export_candidates(sys.stdout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description="Offline Q&A over the 海拉尔区 2025 年政府工作报告.")
     common = argparse.ArgumentParser(add_help=False)
@@ -176,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scales", default="10,100,1000", help="index scale factors to measure")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (for CI smoke runs)")
     b.set_defaults(fn=cmd_bench)
+    f = sub.add_parser("feedback", help="feedback given in the web chat: stats, or export 👎 rows for review")
+    f.add_argument("action", choices=["stats", "export"],
+                   help="stats: counts; export: 👎 rows as eval-format JSON lines (candidates to review)")
+    f.add_argument("--db", help="feedback database (default: env APP_FEEDBACK_DB, else the user data folder)")
+    f.add_argument("--out", help="export: write to this file instead of standard output")
+    f.add_argument("--json", action="store_true", help="stats: print JSON")
+    f.set_defaults(fn=cmd_feedback)
     return p
 
 
