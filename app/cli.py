@@ -191,7 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--configs", default="bm25,dense,hybrid", help="comma-separated retrieval configs to compare")
     e.add_argument("--check", action="store_true", help="exit 1 if the default config is below the floors")
     e.add_argument("--no-build", action="store_true")
-    e.add_argument("--calibrate", action="store_true", help="grid-search the refusal thresholds (prints them)")
     e.set_defaults(fn=cmd_eval)
 
     b = sub.add_parser("bench", parents=[common], help="speed and scale benchmark")

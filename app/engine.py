@@ -62,7 +62,9 @@ class Answer:
     resolved_question: str  # the question after follow-up resolution
     passages: tuple[Passage, ...]  # the quote's own passage first, then by score; when not found, the nearest
     timings: dict = field(default_factory=dict, compare=False, repr=False)
-    signals: dict = field(default_factory=dict, compare=False, repr=False)  # refusal inputs, for calibration
+    signals: dict = field(default_factory=dict, compare=False, repr=False)  # the reader's features, for fitting
+    intent: str = "question"  # "question", or "smalltalk" (a greeting or thanks: found=False, no quote)
+    message: str = ""  # what to say instead of a quote: the small-talk reply, or why nothing was found
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
