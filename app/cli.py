@@ -117,7 +117,7 @@ def cmd_index(args) -> int:
 def cmd_serve(args) -> int:
     from .ui import serve
 
-    serve(_engine(args), host=args.host, port=args.port)
+    serve(_engine(args), host=args.host, port=args.port, corpus_dir=_settings(args).corpus_dir)
     return 0
 
 

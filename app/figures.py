@@ -32,7 +32,8 @@ from typing import Iterable, Sequence
 from .chunking import split_sentences
 from .corpus import Doc, Span, sections
 
-__all__ = ["CSV_COLUMNS", "Figure", "FigurePair", "extract_figures", "figure_pairs", "figures_csv", "report_year"]
+__all__ = ["ALL", "CSV_COLUMNS", "SORTS", "Figure", "FigurePair", "extract_figures", "figure_pairs", "figures_csv",
+           "filter_figures", "report_year"]
 
 RESULT, TARGET, OTHER = "结果", "目标", "其他"
 AMOUNT, GROWTH, RATE = "总量", "增速", "比率"
@@ -503,3 +504,32 @@ def figure_dict(f: Figure) -> dict:
     return asdict(f)
 
 
+
+
+SORTS = {
+    "文中顺序": lambda f: (f.source, f.start),
+    "指标": lambda f: (f.indicator, f.source, f.start),
+    "数值（从大到小）": lambda f: (-f.value, f.source, f.start),
+    "数值（从小到大）": lambda f: (f.value, f.source, f.start),
+    "年份": lambda f: (f.year or 0, f.source, f.start),
+}
+ALL = "全部"
+
+
+def filter_figures(figures: Iterable[Figure], text: str = "", kind: str = ALL, measure: str = ALL,
+                   year: str | int = ALL, sort: str = "文中顺序") -> list[Figure]:
+    """The rows matching every filter, sorted. ``text`` matches indicator, section or sentence
+    (spaces and width ignored); the others match exactly, "全部" matches all."""
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
+    needle = normalize_span(text or "", range(len(text or "")))[0]
+    out = []
+    for f in figures:
+        if kind != ALL and f.kind != kind or measure != ALL and f.measure != measure:
+            continue
+        if year not in (ALL, "", None) and str(f.year or "") != str(year):
+            continue
+        if needle and not any(needle in normalize_span(s, range(len(s)))[0] for s in (f.indicator, f.section, f.sentence)):
+            continue
+        out.append(f)
+    return sorted(out, key=SORTS[sort])

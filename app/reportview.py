@@ -263,8 +263,10 @@ def _toc(heads: Sequence[Heading]) -> str:
         for h, kids in nodes:
             link = f'<a href="#{h.anchor}" class="qa-toc-link">{html.escape(h.title)}</a>'
             if kids:
-                # the chapters start open, their subsections folded
-                out.append(f'<li><details{" open" if h.level == 2 else ""}><summary>{link}</summary>'
+                # the link and the fold are separate controls (a link inside <summary> is a control
+                # inside a control); chapters start open, their subsections folded
+                out.append(f'<li>{link}<details class="qa-toc-fold"{" open" if h.level == 2 else ""}>'
+                           f'<summary aria-label="{html.escape(h.title)} 的 {len(kids)} 个小节">{len(kids)} 个小节</summary>'
                            f"<ul>{render(kids)}</ul></details></li>")
             else:
                 out.append(f"<li>{link}</li>")

@@ -87,22 +87,29 @@ def test_found_reply_cites_section_path_and_source():
     assert SOURCE in first
 
 
-def test_found_reply_puts_sources_in_a_titled_collapsed_panel():
-    reply = format_reply(_answer())
-    assert reply[1]["metadata"] == {"title": "来源（1 段）", "status": "done"}
-    assert "相关度 0.0328" in reply[1]["content"]
-    assert f"<mark>{GDP_SENTENCE}</mark>" in reply[1]["content"]
+def test_found_reply_puts_sources_in_a_collapsed_panel():
+    (reply,) = format_reply(_answer())
+    assert '<details class="qa-sources-panel"><summary>来源（1 段）</summary>' in reply["content"]
+    assert "相关度 0.0328" in reply["content"]
+    assert f"<mark>{GDP_SENTENCE}</mark>" in reply["content"]
+
+
+def test_found_reply_links_the_quote_and_each_source_to_their_place_in_the_report():
+    (reply,) = format_reply(_answer())
+    assert 'href="?doc=hailar_2025_government_work_report.txt&amp;start=334&amp;end=372&amp;hs=341&amp;he=361"' in reply["content"]
+    assert 'href="?doc=hailar_2025_government_work_report.txt&amp;start=325&amp;end=372&amp;hs=334&amp;he=372"' in reply["content"]
+    assert "「2024 年，【地区生产总值预计完成 231.52 亿元】" in html.unescape(reply["content"])  # what 复制 copies
 
 
 def test_not_found_reply_says_so_and_offers_related_passages():
-    reply = format_reply(_answer(found=False, question="海拉尔今天天气怎么样？"))
-    assert NOT_FOUND in reply[0]["content"]
-    assert reply[1]["metadata"]["title"] == "相关段落（1 段）"
+    (reply,) = format_reply(_answer(found=False, question="海拉尔今天天气怎么样？"))
+    assert NOT_FOUND in reply["content"]
+    assert '<details class="qa-sources-panel" open><summary>相关段落（1 段）</summary>' in reply["content"]
 
 
-def test_not_found_reply_without_passages_is_one_message():
-    reply = format_reply(_answer(found=False, passages=()))
-    assert len(reply) == 1 and NOT_FOUND in reply[0]["content"]
+def test_not_found_reply_without_passages_has_no_panel():
+    (reply,) = format_reply(_answer(found=False, passages=()))
+    assert NOT_FOUND in reply["content"] and "qa-sources-panel" not in reply["content"]
 
 
 def test_report_text_is_escaped():
@@ -176,7 +183,7 @@ def test_respond_answers_with_highlight_and_section_path(fake_engine):
 
 def test_respond_offers_the_section_in_context(fake_engine):
     respond = make_respond(fake_engine.with_config(refusal=_Accept()))
-    sources = respond("2024年新增就业多少人？", [])[1]["content"]
+    sources = respond("2024年新增就业多少人？", [])[0]["content"]
     context = sources.split("阅读全文上下文", 1)[1]
     # the whole second-level section, its other subsections included
     assert "一、2024 年工作回顾 › （六）“安”的局面更加托底" in context
@@ -207,7 +214,7 @@ def test_respond_escapes_an_injection_question(fake_engine):
 def test_respond_refuses_what_the_report_does_not_say(fake_engine):
     reply = make_respond(fake_engine)("今天天气怎么样？", [])
     assert NOT_FOUND in reply[0]["content"]
-    assert reply[1]["metadata"]["title"].startswith("相关段落")
+    assert "<summary>相关段落" in reply[0]["content"]
 
 
 def test_respond_passes_earlier_questions_as_history(fake_engine):
