@@ -57,6 +57,8 @@ footer .show-api, footer .built-with, footer .settings, footer a, footer button 
 .qa-actions button.qa-copy { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 0 0.6rem;
   background: var(--background-fill-primary); color: var(--body-text-color); cursor: pointer; line-height: 1.8; }
 #qa-chat .message-content .prose { opacity: 1 !important; }  /* Gradio dims answers to 0.8: too faint for AA */
+#qa-chat .qa-context summary { color: #1d4ed8 !important; }
+#qa-tabs button[role="tab"][aria-selected="true"] { color: #c2410c !important; }  /* Gradio's orange is 2.8:1 */
 #qa-chat .qa-cite, #qa-chat .qa-p-head .qa-score, #qa-chat .qa-resolved { color: #4b5563 !important; }
 #qa-chat a.qa-link, #qa-report a.qa-link, #qa-fig-table a.qa-link, #qa-fig-charts a.qa-link,
 #qa-find-results a.qa-link { color: #1d4ed8 !important; }
@@ -92,7 +94,7 @@ table.qa-figures th, table.qa-figures td, table.qa-pairs th, table.qa-pairs td
 table.qa-figures thead th, table.qa-pairs thead th { position: sticky; top: 0; background: var(--background-fill-secondary); }
 table.qa-figures caption, table.qa-pairs caption { text-align: left; font-weight: 600; padding: 0.3rem 0; }
 table.qa-figures tbody th, table.qa-pairs tbody th { font-weight: 600; min-width: 8rem; }
-table.qa-figures td:nth-child(n+3):nth-child(-n+7) { white-space: nowrap; }
+table.qa-figures td:nth-child(n+3):nth-child(-n+7), table.qa-pairs td:first-of-type { white-space: nowrap; }
 .qa-num { text-align: right !important; font-variant-numeric: tabular-nums; white-space: nowrap; }
 #qa-fig-table .qa-table-wrap { max-height: 70vh; overflow-y: auto; }
 .qa-chart { margin: 0.8rem 0; }
