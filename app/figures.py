@@ -25,7 +25,7 @@ import csv
 import io
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -498,10 +498,6 @@ def figures_csv(figures: Iterable[Figure]) -> str:
     for f in figures:
         w.writerow(f.row())
     return buf.getvalue()
-
-
-def figure_dict(f: Figure) -> dict:
-    return asdict(f)
 
 
 

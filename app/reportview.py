@@ -15,7 +15,6 @@ file, as in `Answer`/`Passage`.
 from __future__ import annotations
 
 import html
-import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +26,6 @@ from .errors import AppError
 
 __all__ = ["Heading", "Location", "LocationError", "find_in_text", "outline", "parse_location", "render_report"]
 
-MAX_FIND_CHARS = 100
 MAX_FIND_HITS = 200
 
 

@@ -420,7 +420,7 @@ def build_ui(engine, corpus_dir=None, feedback=None):
     from .export import conversation_markdown
     from .figures import ALL, SORTS, filter_figures
     from .reportview import LocationError, find_results, parse_location, render_report
-    from .workbench import GOTO_JS, SCROLL_JS, Workbench, chart_html, figures_table_html, pairs_html
+    from .workbench import SCROLL_JS, Workbench, chart_html, figures_table_html, pairs_html
 
     bench = Workbench.open(corpus_dir or Settings.from_env().corpus_dir, feedback)
     turn_for = make_answerer(engine)

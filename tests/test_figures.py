@@ -96,3 +96,21 @@ def test_csv_holds_one_row_per_figure_with_the_table_columns(figures):
     assert tuple(rows[0]) == CSV_COLUMNS
     assert len(rows) == len(figures) + 1
     assert rows[1][:3] == ["地区生产总值", "231.52", "亿元"]
+
+
+def test_filters_combine_and_text_ignores_spaces_and_width(figures):
+    from app.figures import filter_figures
+
+    rows = filter_figures(figures, text="地区生产总值", kind="目标")
+    assert [f.text for f in rows] == ["5.8%左右"]
+    assert {f.text for f in filter_figures(figures, text="２３１．５２亿元")} == {"231.52 亿元", "5.5%"}  # by sentence
+    assert all(f.measure == "增速" and f.year == 2024 for f in filter_figures(figures, measure="增速", year="2024"))
+
+
+def test_sorting_by_value_puts_the_largest_first(figures):
+    from app.figures import filter_figures
+
+    values = [f.value for f in filter_figures(figures, sort="数值（从大到小）")]
+    assert values == sorted(values, reverse=True)
+    with pytest.raises(ValueError, match="sort must be one of"):
+        filter_figures(figures, sort="random")
