@@ -215,6 +215,8 @@ class FeedbackStore:
 
     def rows(self, rating: int | None = None) -> list[Feedback]:
         """All rows in the order they were given, or only 👍 (1) / 👎 (-1)."""
+        if not self.path.exists():
+            return []  # reading never creates the database
         with self._db() as conn:
             if rating is None:
                 cur = conn.execute("SELECT * FROM feedback ORDER BY id")
@@ -224,6 +226,10 @@ class FeedbackStore:
 
     def stats(self) -> dict:
         """Counts: total, 👍, 👎, with a comment, with a right place, 👎 on refusals, first/last date."""
+        if not self.path.exists():
+            return {"database": f"{self.path} (none yet)", "schema_version": SCHEMA_VERSION, "total": 0, "up": 0,
+                    "down": 0, "with_comment": 0, "with_right_place": 0, "down_on_refusals": 0, "first": None,
+                    "last": None}
         with self._db() as conn:
             r = conn.execute(
                 "SELECT COUNT(*) AS total, COALESCE(SUM(rating = 1), 0) AS up, COALESCE(SUM(rating = -1), 0) AS down, "

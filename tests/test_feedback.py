@@ -140,3 +140,12 @@ def test_feedback_never_changes_an_answer(fake_engine, tmp_path, monkeypatch):
     for p in before.passages:
         store.add(_down(question=q, answer_text=before.text, right_start=p.start, right_end=p.end, right_text=p.text))
     assert fake_engine.ask(q) == before
+
+
+def test_stats_and_export_of_a_missing_database_create_nothing(tmp_path):
+    import io
+
+    store = FeedbackStore(tmp_path / "not" / "there.sqlite3")
+    assert store.stats()["total"] == 0
+    assert store.export_candidates(io.StringIO()) == 0
+    assert not (tmp_path / "not").exists()
