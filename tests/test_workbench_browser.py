@@ -52,7 +52,7 @@ def open_page(server, browser):
         contexts.append(ctx)
         page = ctx.new_page()
         page.goto(server + query)
-        page.locator("#qa-input textarea").wait_for()
+        page.locator("#qa-input textarea").wait_for(state="attached")  # a deep link opens another tab
         return page
 
     yield _open
@@ -169,7 +169,8 @@ def test_keyboard_only_send_open_sources_and_follow_a_citation(open_page):
     from playwright.sync_api import expect
 
     page = open_page()
-    page.keyboard.type(GDP_Q)  # the question box has focus when the page opens
+    expect(page.locator("#qa-input textarea")).to_be_focused()  # the question box has focus when the page opens
+    page.keyboard.type(GDP_Q)
     page.keyboard.press("Enter")
     expect(page.locator("#qa-chat .qa-answer")).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
 
