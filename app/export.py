@@ -54,6 +54,8 @@ def passage_location(p: Passage) -> Location:
 
 def answer_plain_text(answer: Answer) -> str:
     """What the copy button copies: the quote with 【】 around the span, and where it is from."""
+    if answer.intent == "smalltalk":
+        return answer.message
     if not answer.found:
         return NOT_FOUND
     before, span, after = quote_with_span(answer)
@@ -74,7 +76,9 @@ def conversation_markdown(answers: Iterable[Answer], base_url: str = "", title: 
         if a.resolved_question and a.resolved_question != a.question:
             lines += [f"（按“{_md(a.resolved_question)}”理解）", ""]
         loc = answer_location(a)
-        if loc is None:
+        if a.intent == "smalltalk":  # a greeting or thanks: the reply, no quote
+            lines += [_md(a.message), ""]
+        elif loc is None:
             lines += [f"> {NOT_FOUND}", ""]
         else:
             before, span, after = quote_with_span(a)

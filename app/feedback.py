@@ -272,7 +272,10 @@ class FeedbackStore:
 def candidate(fb: Feedback) -> dict:
     """A 👎 row as an eval question (eval/README.md format), ``kind`` "feedback" until reviewed."""
     right = fb.right_start >= 0 and fb.right_text
-    said = f"答案「{fb.answer_text}」（{fb.section}）" if fb.found else "回答“报告中没有找到”"
+    if fb.found:
+        said = f"答案「{fb.answer_text}」（{fb.section}）"
+    else:  # a refusal, or small talk (its reply is the text)
+        said = f"回答「{fb.answer_text}」" if fb.answer_text else "回答“报告中没有找到”"
     note = [f"👎 #{fb.id} {fb.created}: {said}"]
     if fb.comment:
         note.append(f"用户说明：{fb.comment}")

@@ -304,6 +304,8 @@ def format_reply(answer: Answer, view: SourceView | None = None) -> list[dict]:
     resolved = ""
     if answer.resolved_question and answer.resolved_question != answer.question:
         resolved = f'<div class="qa-resolved">按“{_esc(answer.resolved_question)}”理解</div>'
+    if answer.intent == "smalltalk":  # a greeting or thanks: the engine's short reply, no quote, no sources
+        return [_assistant(f'<div class="qa-answer qa-smalltalk"><p>{_esc(answer.message)}</p></div>')]
     n = len(answer.passages)
     if not answer.found:
         related = _sources_panel(answer, view, f"相关段落（{n} 段）", open_=True) if n else ""
@@ -472,7 +474,7 @@ def _feedback_of(answer: Answer, history: Sequence[str], rating: int):
 
     return Feedback(rating=rating, question=answer.question, found=answer.found,
                     resolved_question=answer.resolved_question, history=tuple(history),
-                    answer_text=answer.text, section=answer.section, source=answer.source,
+                    answer_text=answer.text or answer.message, section=answer.section, source=answer.source,
                     start=answer.start, end=answer.end)
 
 

@@ -42,3 +42,11 @@ def test_copy_text_is_the_quote_with_the_span_and_where_it_is_from():
     assert answer_plain_text(A) == ("「2024 年，【地区生产总值预计完成 231.52 亿元】，同比增长 5.5%；」\n"
                                     "—— 一、2024 年工作回顾 › （一）…（r.txt，第 345–378 字符；答案 352–370）")
     assert answer_plain_text(NONE) == "报告中没有找到这个问题的答案。"
+
+
+def test_small_talk_is_exported_and_copied_as_its_reply():
+    hello = Answer("你好", False, "", "", "", -1, -1, "", -1, -1, 0.0, "", (), intent="smalltalk",
+                   message="你好！我可以回答关于这份报告的问题。")
+    md = conversation_markdown([hello], now=NOW)
+    assert "## 1. 你好\n\n你好！我可以回答关于这份报告的问题。" in md and "没有找到" not in md
+    assert answer_plain_text(hello) == "你好！我可以回答关于这份报告的问题。"

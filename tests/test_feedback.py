@@ -121,6 +121,15 @@ def test_export_writes_down_votes_as_eval_questions(tmp_path):
     assert q.history == ("2024年新增就业多少人？",)
 
 
+def test_a_down_vote_on_a_refusal_or_small_talk_says_what_was_replied():
+    from app.feedback import candidate
+
+    refusal = _down(found=False, answer_text="", id=7, created="2025-03-01")
+    hello = _down(question="你好", found=False, answer_text="你好！可以问我报告里的数字。", id=8, created="2025-03-01")
+    assert "回答“报告中没有找到”" in candidate(refusal)["note"]
+    assert "回答「你好！可以问我报告里的数字。」" in candidate(hello)["note"]
+
+
 def test_cli_stats_and_export(tmp_path, capsys):
     from app.cli import main
 

@@ -6,7 +6,7 @@ import html
 import logging
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 
@@ -107,6 +107,20 @@ def test_not_found_reply_says_so_and_offers_related_passages():
 def test_not_found_reply_without_passages_has_no_panel():
     (reply,) = format_reply(_answer(found=False, passages=()))
     assert NOT_FOUND in reply["content"] and "qa-sources-panel" not in reply["content"]
+
+
+def test_small_talk_reply_is_the_engines_message_without_quote_or_sources():
+    hello = replace(_answer(found=False, question="你好"), intent="smalltalk", message="你好！<可以问我报告里的数字>")
+    (reply,) = format_reply(hello)
+    assert "你好！&lt;可以问我报告里的数字&gt;" in reply["content"]  # escaped like everything else
+    for absent in (NOT_FOUND, "qa-quote", "qa-sources-panel", "相关段落", "qa-link"):
+        assert absent not in reply["content"]
+
+
+def test_respond_answers_small_talk_with_a_friendly_reply(fake_engine):
+    (reply,) = make_respond(fake_engine)("你好", [])
+    assert "qa-smalltalk" in reply["content"] and "你好" in reply["content"]
+    assert NOT_FOUND not in reply["content"] and "qa-sources-panel" not in reply["content"]
 
 
 def test_report_text_is_escaped():
