@@ -5,6 +5,7 @@
     launch_options()                   launch arguments: CSS, script, the HTTP edge (app/edge.py)
     make_respond(engine)               the chat handler: respond(message, history) -> reply messages
     earlier_questions(history)         the user's own last HISTORY_TURNS questions, as typed
+    keep_turns(history, turns, n)      the chat's last n turns and the page's records of their replies
     ask_args(args, kwargs)             the /ask route's input check, run at the HTTP edge
     is_download(path)                  the edge's test for the file route: a download this app wrote
     format_reply(answer, view)         pure: an Answer → assistant message dicts (HTML)
@@ -39,9 +40,10 @@ from .errors import QuestionError
 from .export import answer_location, answer_plain_text, passage_location
 from .workbench import DOWNLOAD_TTL_S, is_download
 
-__all__ = ["APOLOGY", "CHAT_TURNS_KEPT", "EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "ask_args",
-           "build_ui", "earlier_questions", "format_reply", "is_download", "launch_options", "make_answerer",
-           "make_respond", "passage_mark", "recent_turns", "serve", "user_message", "user_texts"]
+__all__ = ["APOLOGY", "CHAT_TURNS_KEPT", "EXAMPLES", "NOT_FOUND", "TITLE", "ChatTurn", "SourceView", "answer_dict",
+           "ask_args", "build_ui", "earlier_questions", "format_reply", "is_download", "keep_turns", "launch_options",
+           "make_answerer", "make_respond", "passage_mark", "recent_turns", "serve", "turn_at", "user_message",
+           "user_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ NOT_FOUND = "报告中没有找到这个问题的答案。"
 APOLOGY = "抱歉，处理这个问题时出错了，请稍后再试或换个问法。"
 K = 5
 MAX_K = 50
-CHAT_TURNS_KEPT = 40  # questions (with their replies) the page keeps; a reply is ~12-16 KB of HTML
+CHAT_TURNS_KEPT = 40  # questions (with their replies) the page keeps; a reply is ~14-18 KB of HTML (UTF-8)
 QUEUE_SIZE = 256  # requests waiting at most; more get "queue is full" (503) instead of holding memory
 # Gradio keeps per session (each page, and each API call without a session of its own) a copy of the
 # page's config, the chat last sent and the page's State (the answers kept for feedback and export);
