@@ -1,5 +1,5 @@
-"""Pure answer logic: the question's time frame, follow-up resolution, the answering span,
-and the refusal decision. No model, no index: plain strings and numbers in and out."""
+"""Pure answer logic: the question's time frame, the answering span and the refusal decision
+(follow-ups are resolved in app/dialogue.py). No model, no index: plain strings and numbers in and out."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ from functools import lru_cache
 
 from .textnorm import content_terms, figures, normalize
 
-__all__ = ["Refusal", "clause_spans", "is_numeric_question", "resolve_followup", "time_frame", "section_time", "section_year"]
+__all__ = ["Refusal", "clause_spans", "is_numeric_question", "time_frame", "section_time", "section_year"]
 
 _PAST = re.compile(r"去年|上年|过去一年|一年来|完成了|已经|实现了|达到了|取得|\blast year|\bwas\b|\bwere\b|\bdid\b", re.I)
 _FUTURE = re.compile(r"今年|明年|计划|目标|力争|预期|打算|将要|要做|准备|\bplan|\btarget|\bwill\b|\bthis year|\bgoal|\baim", re.I)
 _NUMERIC = re.compile(r"多少|几个|几家|几所|几项|几次|几条|几户|几人|几万|几亿|多大|多高|多长|多快|比例|比率|百分|增长了|增速|"
                       r"规模|金额|面积|数量|总额|how many|how much|what percentage|rate|number of|amount", re.I)
-_FOLLOW = re.compile(r"^(那|那么|还有|另外|再|and|what about|how about)|[呢吗]?[？?]?$", re.I)
-_TIME_WORDS = re.compile(r"20\d\d\s*年?|去年|今年|明年|上年")
 
 
 def time_frame(question: str, year: int | None = None) -> str | None:
@@ -78,38 +76,6 @@ def section_year(path: tuple[str, ...], year: int | None) -> int | None:
 
 def is_numeric_question(question: str) -> bool:
     return bool(_NUMERIC.search(question))
-
-
-def resolve_followup(question: str, history: tuple[str, ...] | list[str]) -> str:
-    """Carry the topic of the previous question into a short follow-up.
-
-    "那2025年呢？" after "2024年新增就业多少人？" → "2025年新增就业多少人？" (the time is swapped);
-    "那城镇失业人员再就业呢？" → "城镇失业人员再就业 2024年新增就业多少人？" (the new part leads, so
-    it weighs most). A question that stands on its own (long, no follow-up marker) is unchanged.
-    """
-    q = question.strip()
-    if not history:
-        return q
-    prev = str(history[-1]).strip()
-    if not prev:
-        return q
-    marker = bool(re.search(r"^(那|那么|还有|另外|and\b|what about|how about)|呢[？?]?$", q, re.I))
-    short = len(re.sub(r"[\s？?。!！]", "", q)) <= 12 or (re.search(r"[a-z]", q, re.I) and len(q.split()) <= 8)
-    # A short question with its own time or its own definition target stands alone ("什么是飞地经济？").
-    own_topic = bool(re.match(r"(什么是|什么叫|what is|who)", q, re.I) or len(content_terms(q)) >= 3)
-    if not (marker or (short and not own_topic)):
-        return q
-    core = re.sub(r"^(那么|那|还有|另外|and|what about|how about)\s*|[呢吗]?[？?]?$", "", q, flags=re.I).strip()
-    if not core:
-        return prev
-    if re.fullmatch(r"(20\d\d\s*年?|去年|今年|明年)(的)?", core):
-        if _TIME_WORDS.search(prev):
-            return _TIME_WORDS.sub(core, prev, count=1)
-        return f"{core}{prev}"
-    if _TIME_WORDS.search(core) or _FUTURE.search(core) or _PAST.search(core):
-        # the follow-up sets its own time: drop the previous one so they do not conflict
-        prev = _TIME_WORDS.sub("", prev)
-    return f"{core} {prev}"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@
     python -m app eval                 the evaluation benchmark (eval/results/)
     python -m app fit                  fit the reader on the eval set's dev split (app/models/reader.json)
     python -m app bench                speed/scale benchmark
+    python -m app feedback stats|export   feedback from the web chat (counts; 👎 rows as eval candidates)
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def cmd_serve(args) -> int:
     _check_port(args.host, args.port)
     engine = _engine(args)
     try:
-        serve(engine, host=args.host, port=args.port)
+        serve(engine, host=args.host, port=args.port, corpus_dir=_settings(args).corpus_dir)
     except OSError as exc:  # taken between the check and the launch; Gradio says "Cannot find empty port"
         if "port" not in str(exc).lower():
             raise
@@ -227,6 +228,28 @@ def cmd_bench(args) -> int:
     from .bench import main as bench_main
 
     return bench_main(args, _settings(args))
+
+
+def cmd_feedback(args) -> int:
+    from .feedback import FeedbackStore
+
+    store = FeedbackStore(args.db) if args.db else FeedbackStore.from_env()
+    if args.action == "stats":
+        stats = store.stats()
+        if args.json:
+            print(json.dumps(stats, ensure_ascii=False, indent=2))
+        else:
+            for key, value in stats.items():
+                print(f"{key:18} {value}")
+        return 0
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            n = store.export_candidates(fh)
+        print(f"{n} candidate question(s) written to {args.out} (review them before adding to eval/questions.jsonl)",
+              file=sys.stderr)
+    else:
+        store.export_candidates(sys.stdout)
+    return 0
 
 
 def _port(text: str) -> int:
@@ -326,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--only-build", action="store_true", help="with --scale: only the build comparison "
                                                                 "(eval/results/bench-scale-build.json)")
     b.set_defaults(fn=cmd_bench)
+    f = sub.add_parser("feedback", help="feedback given in the web chat: stats, or export 👎 rows for review")
+    f.add_argument("action", choices=["stats", "export"],
+                   help="stats: counts; export: 👎 rows as eval-format JSON lines (candidates to review)")
+    f.add_argument("--db", help="feedback database (default: env APP_FEEDBACK_DB, else the user data folder)")
+    f.add_argument("--out", help="export: write to this file instead of standard output")
+    f.add_argument("--json", action="store_true", help="stats: print JSON")
+    f.set_defaults(fn=cmd_feedback)
     return p
 
 

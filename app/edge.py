@@ -8,7 +8,9 @@ and every event handler by name under /gradio_api/call/<name>, the page's privat
 sees each request before Gradio's router and lets through only
 
     GET, HEAD  the page and its assets, /config, /gradio_api/info, the queue's event stream and
-               status, heartbeats, and the results of /ask calls (/gradio_api/call[/v2]/ask/<id>)
+               status, heartbeats, the results of /ask calls (/gradio_api/call[/v2]/ask/<id>),
+               and /gradio_api/file=<path> only for a path ``files(path)`` accepts (the app's
+               own generated downloads; no other file, no URL)
     POST       /gradio_api/call/ask, /gradio_api/call/v2/ask    the documented API (curl, fetch)
                /gradio_api/queue/join                           the queue (gradio_client, the page)
                /gradio_api/run/predict                          the page's unqueued handlers
@@ -21,8 +23,10 @@ handlers only by number, which is how the page calls them. Before Gradio sees a 
   - refuses a body over ``max_body`` bytes (413), by its Content-Length or while reading it;
   - refuses a request from another site's page (an Origin that is not this server: 403);
   - parses the JSON and checks it against the handler it names (422): an API call through
-    ``api[name]``, which also fills in defaults; a page handler by its input components
-    (text for a Textbox, a list of messages for a Chatbot);
+    ``api[name]``, which also fills in defaults; a page handler by its input components (see
+    `_check_page_inputs`: text within the Textbox's max_length, a Dropdown's own choices, a list
+    of messages for a Chatbot, nothing for a State, which the server keeps) and its event data
+    (an object with "index" and "value" for a like or select event);
   - and answers every error, Gradio's own included, as JSON ``{"error": "<what is wrong and the
     fix>"}``; a 422 also carries the "detail" list gradio_client turns into its ValidationError.
 
@@ -56,6 +60,7 @@ _GET_EXACT = frozenset({
     f"{API}/info", f"{API}/theme.css", f"{API}/queue/data", f"{API}/queue/status", f"{API}/startup-events",
 })
 _GET_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/", f"{API}/heartbeat/")
+_FILE = f"{API}/file="
 _CALL = re.compile(rf"^{API}/call/(v2/)?([^/]+)$")
 _CALL_RESULT = re.compile(rf"^{API}/call/(?:v2/)?([^/]+)/[^/]+$")
 _SESSION = re.compile(r"^[\w-]{1,128}$")
@@ -77,11 +82,20 @@ class _Refused(Exception):
 
 
 @dataclass(frozen=True)
+class _Input:
+    kind: str  # the component's class name, e.g. "Textbox", "Chatbot", "State", "Dropdown"
+    max_length: int | None = None  # a Textbox's
+    choices: tuple | None = None  # a Dropdown's values, when no handler changes them (else Gradio checks)
+    multiselect: bool = False
+
+
+@dataclass(frozen=True)
 class _Handler:
     id: int
     api_name: str | None
     public: bool
-    inputs: tuple[str, ...]  # component class names, e.g. ("Textbox", "Chatbot")
+    inputs: tuple[_Input, ...]
+    event_keys: tuple[str, ...] | None = None  # the keys its event data must have; None: it takes none
 
 
 # An API check takes the call's positional and keyword inputs and returns them as the handler
@@ -92,8 +106,9 @@ ApiCheck = Callable[[Sequence[Any], Mapping[str, Any]], dict]
 class Edge:
     """ASGI middleware; ``api`` maps each public API name to its input check."""
 
-    def __init__(self, app, api: Mapping[str, ApiCheck], max_body: int = MAX_BODY_BYTES) -> None:
-        self.app, self.api, self.max_body = app, dict(api), max_body
+    def __init__(self, app, api: Mapping[str, ApiCheck], max_body: int = MAX_BODY_BYTES,
+                 files: Callable[[str], bool] | None = None) -> None:
+        self.app, self.api, self.max_body, self.files = app, dict(api), max_body, files
         self._handlers: dict[int, _Handler] | None = None
 
     async def __call__(self, scope, receive, send) -> None:
@@ -126,6 +141,8 @@ class Edge:
         method, path = scope["method"], _normal(scope["path"])
         if method in ("GET", "HEAD", "OPTIONS"):
             if path in _GET_EXACT or path.startswith(_GET_PREFIXES) or self._is_api_result(path):
+                return receive
+            if method != "OPTIONS" and path.startswith(_FILE) and self.files is not None and self.files(path[len(_FILE):]):
                 return receive
             raise _not_found(path)
         if method != "POST":
@@ -205,6 +222,7 @@ class Edge:
             inputs = self._api_inputs(handler.api_name, data, {})
             return {**payload, "data": list(inputs.values())}
         _check_page_inputs(handler, data)
+        _check_event_data(handler, payload.get("event_data"))
         return None
 
     def _api_inputs(self, name: str | None, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict:
@@ -217,34 +235,87 @@ class Edge:
 
     def _handler(self, scope, index: int) -> _Handler:
         if self._handlers is None:
-            fns = scope["app"].get_blocks().fns
-            self._handlers = {
-                i: _Handler(i, fn.api_name, fn.api_visibility == "public", tuple(type(b).__name__ for b in fn.inputs))
-                for i, fn in fns.items()
-            }
+            self._handlers = _handlers(scope["app"].get_blocks().fns)
         handler = self._handlers.get(index)
         if handler is None or (handler.public and handler.api_name not in self.api):
             raise _Refused(404, f"no handler {index}: the API is POST {API}/call/ask (see {API}/info)", "fn_index")
         return handler
 
 
+# Event data a handler reads, by the event that triggers it (gr.LikeData, gr.SelectData read these keys).
+_EVENT_KEYS = {"like": ("index", "value"), "select": ("index", "value"), "example_select": ("index", "value")}
+
+
+def _handlers(fns: Mapping[int, Any]) -> dict[int, _Handler]:
+    """What the edge needs to know of each handler, read once from the running app. Handlers with no
+    Python function (a page-only script) are left out: nothing on the server runs for them."""
+    changed = {b._id for fn in fns.values() for b in fn.outputs}  # components some handler updates
+    out = {}
+    for i, fn in fns.items():
+        if fn.fn is None:
+            continue
+        inputs = []
+        for b in fn.inputs:
+            kind = type(b).__name__
+            static = kind == "Dropdown" and b._id not in changed and not getattr(b, "allow_custom_value", False)
+            inputs.append(_Input(kind, getattr(b, "max_length", None) if kind == "Textbox" else None,
+                                 tuple(v for _, v in b.choices) if static else None,
+                                 bool(getattr(b, "multiselect", False))))
+        keys = None
+        if getattr(fn, "collects_event_data", False):
+            events = {t[1] for t in (fn.targets or ()) if isinstance(t, (list, tuple)) and len(t) > 1}
+            keys = tuple(sorted({k for e in events for k in _EVENT_KEYS.get(e, ())}))
+        out[i] = _Handler(i, fn.api_name, fn.api_visibility == "public", tuple(inputs), keys)
+    return out
+
+
 def _check_page_inputs(handler: _Handler, data: list) -> None:
-    """A page handler's inputs, by component: text for a Textbox, a list of messages for a Chatbot.
-    Their length is not limited here: the handlers keep the last turns (see app.ui)."""
+    """A page handler's inputs, by component. Text must fit the Textbox's max_length (the chat box
+    has none: its handlers keep the last turns and the engine refuses a question over 2,000
+    characters); a Dropdown's value must be one of its choices when no handler changes them (when
+    one does, Gradio checks the session's choices itself); a State is kept by the server, so the
+    page sends nothing for it. A component the edge does not know is refused, not waved through."""
     if len(data) != len(handler.inputs):
         raise _Refused(422, f"handler {handler.id} takes {len(handler.inputs)} input(s), got {len(data)}", "data")
-    for kind, value in zip(handler.inputs, data):
-        if kind == "Textbox" and not (value is None or isinstance(value, str)):
-            raise _Refused(422, f"a text input must be a string, got {_kind(value)}", "data")
-        if kind == "Dropdown" and not (value is None or isinstance(value, str) or (
-                isinstance(value, list) and all(isinstance(v, str) for v in value))):
-            raise _Refused(422, f"a choice must be a string or a list of strings, got {_kind(value)}", "data")
-        if kind == "Chatbot":
+    for spec, value in zip(handler.inputs, data):
+        if spec.kind == "Textbox":
+            if not (value is None or isinstance(value, str)):
+                raise _Refused(422, f"a text input must be a string, got {_kind(value)}", "data")
+            if spec.max_length is not None and value is not None and len(value) > spec.max_length:
+                raise _Refused(422, f"a text input of {len(value):,} characters is over its limit of "
+                               f"{spec.max_length:,}: send less", "data")
+        elif spec.kind == "Chatbot":
             ok = isinstance(value, list) and all(
                 isinstance(m, dict) and m.get("role") in ("user", "assistant", "system") for m in value)
             if not ok:
                 raise _Refused(422, 'the chat must be a list of messages {"role": "user"|"assistant", "content": …}',
                                "data")
+        elif spec.kind == "State":
+            if value is not None:
+                raise _Refused(422, f"this input is kept by the server: send null, got {_kind(value)}", "data")
+        elif spec.kind == "Dropdown":
+            values = value if spec.multiselect and isinstance(value, list) else [value]
+            for v in values:
+                if not (v is None or isinstance(v, (str, int, float)) and not isinstance(v, bool)):
+                    raise _Refused(422, f"a choice must be a string or a number, got {_kind(v)}", "data")
+                if v is not None and spec.choices is not None and v not in spec.choices:
+                    raise _Refused(422, f"{_kind(v)} is not one of the choices {list(spec.choices)[:8]}", "data")
+        else:
+            log.error("handler %s takes a %s, which the edge does not check: add it to _check_page_inputs",
+                      handler.id, spec.kind)
+            raise _Refused(422, f"handler {handler.id} takes an input the server does not accept from outside", "data")
+
+
+def _check_event_data(handler: _Handler, event: Any) -> None:
+    """A like or select event's data is an object with the keys its handler reads; other handlers
+    read none, so whatever is sent is ignored (it counts against the body limit only)."""
+    if handler.event_keys is None:
+        return
+    if not isinstance(event, dict):
+        raise _Refused(422, f'"event_data" must be an object, got {_kind(event)}', "event_data")
+    missing = [k for k in handler.event_keys if k not in event]
+    if missing:
+        raise _Refused(422, f'"event_data" needs {", ".join(missing)}', "event_data")
 
 
 # ---------------------------------------------------------------------- plumbing

@@ -1,6 +1,6 @@
 """The public answer types and `Engine`, which only orchestrates the stages:
 
-    question → clean → follow-up (answer.py) → encode (embedder.py) → candidates (retrieval.py)
+    question → clean → follow-up (dialogue.py) → encode (embedder.py) → candidates (retrieval.py)
              → sentence, span, refusal (reader.py) → `Answer`
 
 `ask()` in `app/__init__.py` keeps one default Engine per process, created on first call.

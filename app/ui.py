@@ -1,18 +1,23 @@
-"""The web chat (Gradio): quoted, highlighted answers with their section path and sources.
+"""The web workbench (Gradio): the chat with quoted, highlighted answers, the report, its figures.
 
-    build_ui(engine) -> gr.Blocks      the chat page, plus the programmatic route /ask
+    build_ui(engine) -> gr.Blocks      the page (tabs 问答 / 报告原文 / 数据一览), plus the API route /ask
     serve(engine, host, port)          build and launch (what `python -m app serve` runs)
-    launch_options()                   launch arguments: CSS, the HTTP edge (app/edge.py), nothing stored
+    launch_options()                   launch arguments: CSS, script, the HTTP edge (app/edge.py)
     make_respond(engine)               the chat handler: respond(message, history[, sources]) -> reply messages
+    earlier_questions(history)         the user's own last HISTORY_TURNS questions, as typed
+    keep_turns(history, turns, n)      the chat's last n turns and the page's records of their replies
     ask_args(args, kwargs)             the /ask route's input check, run at the HTTP edge
+    is_download(path)                  the edge's test for the file route: a download this app wrote
     document_choices(documents)        the report picker's entries (shown when the index holds several reports)
     format_reply(answer, view)         pure: an Answer → assistant message dicts (HTML)
 
 Limits: the page sends its whole chat with each question, so every handler keeps only the last
-`CHAT_TURNS_KEPT` turns (older ones leave the page; the request stays far under the edge's body
-limit), and follow-ups are resolved from the last `HISTORY_TURNS` questions only: a long chat
-costs no more to answer than a short one. Only /ask is an API route; the page's own handlers are
-private and reachable only the way the page calls them (by number, through the edge's checks).
+`CHAT_TURNS_KEPT` turns (older ones leave the page, and their records leave the session's state;
+the request stays far under the edge's body limit). The engine resolves follow-ups from the
+user's own last `HISTORY_TURNS` questions only: a long chat costs no more to answer than a short
+one. Only /ask is an API route; the page's own handlers are private and reachable only the way
+the page calls them (by number, through the edge's checks). Downloads (CSV, Markdown) are files
+with generated names, the only files the edge serves; they are deleted after `DOWNLOAD_TTL_S`.
 
 Safety: every string from the user or the report is html-escaped before it goes into HTML, and
 the user's own message is shown escaped too (Gradio's Chatbot renders user messages as
@@ -27,17 +32,19 @@ Gradio is imported inside the functions that need it: importing this module is i
 # example handler at runtime, and a string annotation naming a local import would not resolve.
 import html
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .answer import resolve_followup
 from .edge import InputError
 from .engine import HISTORY_TURNS, MAX_QUESTION_CHARS, Answer, Passage, clean_question
 from .errors import QuestionError
+from .export import answer_location, answer_plain_text, passage_location
+from .workbench import DOWNLOAD_TTL_S, is_download
 
-__all__ = ["APOLOGY", "CHAT_TURNS_KEPT", "EXAMPLES", "NOT_FOUND", "TITLE", "SourceView", "answer_dict", "ask_args",
-           "build_ui", "document_choices", "format_reply", "launch_options", "make_respond", "passage_mark",
-           "recent_turns", "resolved_history", "serve", "user_message", "user_texts"]
+__all__ = ["APOLOGY", "CHAT_TURNS_KEPT", "EXAMPLES", "NOT_FOUND", "TITLE", "ChatTurn", "SourceView", "answer_dict",
+           "ask_args", "build_ui", "document_choices", "earlier_questions", "format_reply", "is_download", "keep_turns", "launch_options",
+           "make_answerer", "make_respond", "passage_mark", "recent_turns", "serve", "turn_at", "user_message",
+           "user_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +59,76 @@ NOT_FOUND = "报告中没有找到这个问题的答案。"
 APOLOGY = "抱歉，处理这个问题时出错了，请稍后再试或换个问法。"
 K = 5
 MAX_K = 50
-CHAT_TURNS_KEPT = 40  # questions (with their replies) the page keeps; a reply is ~12-16 KB of HTML
+CHAT_TURNS_KEPT = 40  # questions (with their replies) the page keeps; a reply is ~14-18 KB of HTML (UTF-8)
 QUEUE_SIZE = 256  # requests waiting at most; more get "queue is full" (503) instead of holding memory
 # Gradio keeps per session (each page, and each API call without a session of its own) a copy of the
-# page's config and the chat last sent, for deep links; its default of 10,000 sessions let a stream
-# of API calls grow the server by ~70 KB each. The chat itself lives in the browser, so an evicted
-# session loses nothing a user sees.
+# page's config, the chat last sent and the page's State (the answers kept for feedback and export);
+# its default of 10,000 sessions let a stream of API calls grow the server by ~70 KB each. An evicted
+# session loses only the 👍/👎 link to its answers; the chat itself lives in the browser.
 SESSIONS_KEPT = 128
+MAX_LINK_CHARS = 1000  # a deep link (?doc=…&start=…&end=…&hs=…&he=…) is ~100 characters
 _USER_OPEN, _USER_CLOSE = '<div class="qa-q">', "</div>"
 
 CSS = """
-.gradio-container { width: 100% !important; max-width: 900px !important; margin: 0 auto !important; }
+.gradio-container { width: 100% !important; max-width: 1200px !important; margin: 0 auto !important; }
+#qa-tab-chat { max-width: 900px; margin: 0 auto; width: 100%; }
+.qa-copy-src { display: none !important; }
+.qa-sources-panel { margin-top: 0.5rem; border-top: 1px solid var(--border-color-primary); padding-top: 0.35rem; }
+.qa-sources-panel > summary { cursor: pointer; font-size: 0.9rem; font-weight: 600; }
+.qa-sources-panel > .qa-sources { margin-top: 0.4rem; }
+#qa-title p, .qa-cite, .qa-p-head .qa-score, .qa-resolved, .qa-chart figcaption { color: #4b5563 !important; }
+footer .show-api, footer .built-with, footer .settings, footer a, footer button { color: #374151 !important; }
+.qa-actions { margin-top: 0.35rem; display: flex; gap: 0.8rem; align-items: center; flex-wrap: wrap; font-size: 0.88rem; }
+.qa-actions button.qa-copy { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 0 0.6rem;
+  background: var(--background-fill-primary); color: var(--body-text-color); cursor: pointer; line-height: 1.8; }
+#qa-chat .message-content .prose { opacity: 1 !important; }  /* Gradio dims answers to 0.8: too faint for AA */
+#qa-chat .qa-context summary { color: #1d4ed8 !important; }
+#qa-tabs button[role="tab"][aria-selected="true"] { color: #c2410c !important; }  /* Gradio's orange is 2.8:1 */
+#qa-chat .qa-cite, #qa-chat .qa-p-head .qa-score, #qa-chat .qa-resolved { color: #4b5563 !important; }
+#qa-chat a.qa-link, #qa-report a.qa-link, #qa-fig-table a.qa-link, #qa-fig-charts a.qa-link,
+#qa-find-results a.qa-link { color: #1d4ed8 !important; }
+a.qa-link { color: #1d4ed8; text-decoration: underline; text-underline-offset: 2px; }
+a.qa-link:focus-visible, .qa-copy:focus-visible, .qa-toc a:focus-visible, .qa-hit:focus, .qa-h:focus
+  { outline: 3px solid #2563eb; outline-offset: 2px; }
+.qa-report { display: grid; grid-template-columns: minmax(13rem, 17rem) minmax(0, 1fr); gap: 1.5rem; align-items: start; }
+.qa-toc { position: sticky; top: 0.5rem; max-height: calc(100vh - 1rem); overflow-y: auto; font-size: 0.85rem;
+          line-height: 1.5; padding-right: 0.4rem; border-right: 1px solid var(--border-color-primary); }
+.qa-toc ul { list-style: none; margin: 0.1rem 0 0.1rem 0.9rem; padding: 0; }
+.qa-toc > details > ul { margin-left: 0; }
+.qa-toc summary { cursor: pointer; }
+.qa-toc-fold > summary { font-size: 0.78rem; color: #4b5563; margin-left: 0.2rem; }
+.qa-toc-root > summary { font-weight: 600; margin-bottom: 0.3rem; }
+.qa-toc a { color: var(--body-text-color); text-decoration: none; }
+.qa-toc a:hover { text-decoration: underline; }
+.qa-doc { font-size: 1rem; line-height: 1.85; max-width: 46rem; }
+.qa-doc h2 { font-size: 1.3rem; margin: 0.4rem 0 0.6rem; }
+.qa-doc h3 { font-size: 1.12rem; margin: 1.4rem 0 0.4rem; }
+.qa-doc h4 { font-size: 1rem; margin: 1rem 0 0.2rem; }
+.qa-doc p { margin: 0 0 0.7rem; }
+.qa-doc .qa-lead { font-weight: 700; }
+.qa-hit-sent { background: #fff4c2; color: #1f2328; border-radius: 2px; }
+mark.qa-hit { background: #ffd43b; color: #1f2328; padding: 0 1px; border-radius: 2px; box-shadow: 0 0 0 2px #f59f00; }
+mark.qa-find { background: #b2f2bb; color: #1f2328; }
+.qa-notice { color: #b42318; font-weight: 600; }
+.qa-find-list { font-size: 0.88rem; line-height: 1.6; max-height: 12rem; overflow-y: auto; margin: 0; padding-left: 1.6rem; }
+.qa-table-wrap { overflow-x: auto; max-width: 100%; }
+.qa-table-wrap:focus-visible { outline: 3px solid #2563eb; }
+table.qa-figures, table.qa-pairs { border-collapse: collapse; font-size: 0.86rem; width: 100%; }
+table.qa-figures th, table.qa-figures td, table.qa-pairs th, table.qa-pairs td
+  { border-bottom: 1px solid var(--border-color-primary); padding: 0.25rem 0.45rem; text-align: left; vertical-align: top; }
+table.qa-figures thead th, table.qa-pairs thead th { position: sticky; top: 0; background: var(--background-fill-secondary); }
+table.qa-figures caption, table.qa-pairs caption { text-align: left; font-weight: 600; padding: 0.3rem 0; }
+table.qa-figures tbody th, table.qa-pairs tbody th { font-weight: 600; min-width: 8rem; }
+table.qa-figures td:nth-child(n+3):nth-child(-n+7), table.qa-pairs td:first-of-type { white-space: nowrap; }
+.qa-num { text-align: right !important; font-variant-numeric: tabular-nums; white-space: nowrap; }
+#qa-fig-table .qa-table-wrap { max-height: 70vh; overflow-y: auto; }
+.qa-chart { margin: 0.8rem 0; }
+.qa-chart img { max-width: 100%; height: auto; }
+.qa-chart figcaption { font-size: 0.85rem; color: var(--body-text-color-subdued); }
+@media (max-width: 800px) {
+  .qa-report { grid-template-columns: minmax(0, 1fr); }
+  .qa-toc { position: static; max-height: 40vh; border-right: none; border-bottom: 1px solid var(--border-color-primary); }
+}
 /* Gradio pads the page 32px a side; on a 390px phone that is a sixth of the width */
 .main.app { padding-left: clamp(6px, 3vw, 32px) !important; padding-right: clamp(6px, 3vw, 32px) !important; }
 #qa-title h1 { font-size: 1.35rem; margin: 0.2rem 0 0.1rem; }
@@ -73,7 +139,7 @@ CSS = """
 .qa-answer mark, .qa-sources mark { background: #ffe58a; color: #1f2328; font-size: inherit; padding: 0 2px;
                                    border-radius: 3px; }
 .qa-part-label { font-weight: 600; margin: 0.5rem 0 0.2rem; }
-.qa-cite { font-size: 0.85rem; color: var(--body-text-color-subdued); line-height: 1.5; }
+.qa-cite { font-size: 0.85rem; line-height: 1.5; }
 .qa-cite .qa-path { color: var(--body-text-color); font-weight: 600; }
 .qa-resolved { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-bottom: 0.3rem; }
 .qa-passage { padding: 0.45rem 0; border-top: 1px solid var(--border-color-primary); }
@@ -199,9 +265,11 @@ def answer_mark(answer: Answer) -> tuple[int, int] | None:
 
 
 def _passage_html(i: int, p: Passage, view: SourceView | None) -> str:
+    link = html.escape(passage_location(p).query())
     parts = [
         '<div class="qa-passage">',
-        f'<div class="qa-p-head">[{i}] {_esc(p.citation or p.section)}<span class="qa-score">相关度 {p.score:.4f}</span></div>',
+        f'<div class="qa-p-head">[{i}] <a class="qa-link" href="{link}" aria-label="在报告原文中查看来源 {i}：{_esc(p.section)}">'
+        f'{_esc(p.citation or p.section)}</a><span class="qa-score">相关度 {p.score:.4f}</span></div>',
         f'<div class="qa-p-text">{_with_mark(p.text, passage_mark(p, view))}</div>',
     ]
     context = view.context_of(p) if view else None
@@ -219,44 +287,52 @@ def _passage_html(i: int, p: Passage, view: SourceView | None) -> str:
     return "".join(parts)
 
 
-def _assistant(content: str, title: str | None = None, *, closed: bool = False) -> dict:
-    msg: dict[str, Any] = {"role": "assistant", "content": content}
-    if title:
-        msg["metadata"] = {"title": title, **({"status": "done"} if closed else {})}
-    return msg
+def _assistant(content: str) -> dict:
+    return {"role": "assistant", "content": content}
+
+
+def _sources_panel(answer: Answer, view: SourceView | None, title: str, *, open_: bool) -> str:
+    # A native <details>: focusable and opened with Enter/Space. (Gradio's titled message panel
+    # nests an unnamed button inside a role=button, which keyboard and screen-reader users cannot use.)
+    passages = "".join(_passage_html(i, p, view) for i, p in enumerate(answer.passages, 1))
+    return (f'<details class="qa-sources-panel"{" open" if open_ else ""}><summary>{title}</summary>'
+            f'<div class="qa-sources">{passages}</div></details>')
 
 
 def format_reply(answer: Answer, view: SourceView | None = None) -> list[dict]:
-    """The chat reply for ``answer``: the highlighted quote and where it is from, then the sources.
+    """The chat reply for ``answer``: the highlighted quote, where it is from (a link to the place
+    in the report tab, a copy button), then the sources in a collapsible panel.
 
-    Returns Gradio "messages" dicts: the answer, then a titled (collapsible) sources panel.
+    Returns Gradio "messages" dicts (one message, so 👍/👎 rate the whole answer).
     """
     resolved = ""
     if answer.resolved_question and answer.resolved_question != answer.question:
         resolved = f'<div class="qa-resolved">按“{_esc(answer.resolved_question)}”理解</div>'
-    passages = "".join(_passage_html(i, p, view) for i, p in enumerate(answer.passages, 1))
-    passages = f'<div class="qa-sources">{passages}</div>'
+    if answer.intent == "smalltalk":  # a greeting or thanks: the engine's short reply, no quote, no sources
+        return [_assistant(f'<div class="qa-answer qa-smalltalk"><p>{_esc(answer.message)}</p></div>')]
     n = len(answer.passages)
     if not answer.found:
-        out = [_assistant(f'<div class="qa-answer qa-none">{resolved}<p>{NOT_FOUND}</p></div>')]
-        if n:
-            out.append(_assistant(passages, f"相关段落（{n} 段）"))
-        return out
+        related = _sources_panel(answer, view, f"相关段落（{n} 段）", open_=True) if n else ""
+        return [_assistant(f'<div class="qa-answer qa-none">{resolved}<p>{NOT_FOUND}</p>{related}</div>')]
     if answer.parts:  # a comparison across reports: one quote per report named
         body = "".join(f'<div class="qa-part-label">{_esc(part.label)}</div>' + _quote_html(part) for part in answer.parts)
-        out = [_assistant(f'<div class="qa-answer">{resolved}{body}</div>')]
     else:
-        out = [_assistant(f'<div class="qa-answer">{resolved}{_quote_html(answer)}</div>')]
-    if n:
-        out.append(_assistant(passages, f"来源（{n} 段）", closed=True))
-    return out
+        body = _quote_html(answer)
+    sources = _sources_panel(answer, view, f"来源（{n} 段）", open_=False) if n else ""
+    return [_assistant(f'<div class="qa-answer">{resolved}{body}{sources}</div>')]
 
 
 def _quote_html(answer: Answer) -> str:
+    """One quote with its citation, a link to its place in the report tab and a copy button."""
     if not answer.found:
         return f"<p>{NOT_FOUND}</p>"
+    link = html.escape(answer_location(answer).query())
     cite = (f'<div class="qa-cite">—— <span class="qa-path">{_esc(answer.citation or answer.section)}</span><br>'
-            f"{_esc(answer.source)} · 第 {answer.start}–{answer.end} 字符 · 置信度 {answer.score:.2f}</div>")
+            f"{_esc(answer.source)} · 第 {answer.start}–{answer.end} 字符 · 置信度 {answer.score:.2f}</div>"
+            f'<div class="qa-actions"><a class="qa-link qa-open" href="{link}">在报告原文中查看</a>'
+            f'<button type="button" class="qa-copy">复制</button>'
+            # what the button copies; the chat's sanitizer drops data- attributes, CSS hides this
+            f'<span class="qa-copy-src">{html.escape(answer_plain_text(answer)).replace(chr(10), "&#10;")}</span></div>')
     return f'<blockquote class="qa-quote">「{_with_mark(answer.text, answer_mark(answer))}」</blockquote>{cite}'
 
 
@@ -312,44 +388,44 @@ def user_texts(history: Iterable[Any]) -> list[str]:
     return out
 
 
-def resolved_history(questions: Iterable[str]) -> list[str]:
-    """Earlier questions after follow-up resolution, as the engine resolved them when they were asked.
-
-    Passing resolved questions (not raw ones) keeps chains working: after "2024年新增就业多少人？",
-    "那2025年呢？", a third "那城镇呢？" still knows the topic.
-    """
-    out: list[str] = []
-    for q in questions:
-        try:
-            q = clean_question(q)
-        except QuestionError:
-            continue  # it was refused when asked; it carries no topic
-        out.append(resolve_followup(q, out)[:MAX_QUESTION_CHARS])  # as the engine clips it
-    return out
+def earlier_questions(history: Sequence[Any] | None) -> list[str]:
+    """The user's own last `HISTORY_TURNS` questions in the chat, as typed (each clipped to
+    `MAX_QUESTION_CHARS`, as the engine clips them): what the engine resolves a follow-up from
+    (app/dialogue.py resolves the whole chain itself), and what feedback records keep, so an
+    exported 👎 replays exactly as it was asked."""
+    return [q[:MAX_QUESTION_CHARS] for q in user_texts(recent_turns(history, HISTORY_TURNS))]
 
 
 # --------------------------------------------------------------------------- handlers
 
 
-def make_respond(engine, k: int = K) -> Callable[..., list[dict]]:
-    """The chat handler for ``engine``: ``respond(message, history, sources=None) -> list of assistant
-    messages``; ``sources`` (the picker's selection) keeps the search to those reports."""
+def make_answerer(engine, k: int = K) -> Callable[..., tuple[Answer | None, list[dict]]]:
+    """``turn(message, earlier, sources=None) -> (answer or None on error, assistant messages)``: the
+    chat handler plus the Answer itself, which the page keeps for feedback and export. ``earlier`` is
+    the user's earlier questions as typed (`earlier_questions`); ``sources`` (the picker's selection)
+    keeps the search to those reports."""
     view = SourceView.from_index(engine.data)
 
-    def respond(message: str, history: list, sources: Sequence[str] | None = None) -> list[dict]:
-        # only the last few questions can matter to a follow-up: a long chat costs no more
-        earlier = resolved_history(user_texts(recent_turns(history, HISTORY_TURNS)))
+    def turn(message: str, earlier: Sequence[str], sources: Sequence[str] | None = None) -> tuple[Answer | None, list[dict]]:
         try:
             narrow = {"filters": {"source": list(sources)}} if sources else {}
             answer = engine.ask(message, k=k, history=earlier, **narrow)
         except QuestionError as exc:
-            return [_assistant(f'<div class="qa-error">{_esc(str(exc))}</div>')]
+            return None, [_assistant(f'<div class="qa-error">{_esc(str(exc))}</div>')]
         except Exception:
             log.exception("chat: answering %r failed", message)
-            return [_assistant(f'<div class="qa-error">{APOLOGY}</div>')]
-        return format_reply(answer, view)
+            return None, [_assistant(f'<div class="qa-error">{APOLOGY}</div>')]
+        return answer, format_reply(answer, view)
 
-    return respond
+    return turn
+
+
+def make_respond(engine, k: int = K) -> Callable[..., list[dict]]:
+    """The chat handler for ``engine``: ``respond(message, history, sources=None) -> list of assistant
+    messages``; ``sources`` (the picker's selection) keeps the search to those reports."""
+    turn = make_answerer(engine, k)
+    # only the last few questions can matter to a follow-up: a long chat costs no more
+    return lambda message, history, sources=None: turn(message, earlier_questions(history), sources)[1]
 
 
 def ask_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict:
@@ -384,29 +460,182 @@ def answer_dict(engine, question: str, k: int = K) -> dict:
     return d
 
 
-def build_ui(engine):
-    """The chat page for ``engine`` (queue enabled) plus the API route ``/ask``."""
+@dataclass(frozen=True)
+class ChatTurn:
+    """One reply as the page keeps it (in the session's State) for 👍/👎 and the Markdown export."""
+
+    id: int  # stable within the session (the feedback given is keyed by it), unlike a message index
+    answer: Answer | None  # None when the question was refused or failed
+    history: tuple[str, ...]  # the user's earlier questions as typed (`earlier_questions`), as asked
+    first: int  # the reply's message indices in the chat
+    last: int
+
+
+def keep_turns(history: Sequence[Any] | None, turns: Sequence[ChatTurn], n: int) -> tuple[list, list[ChatTurn]]:
+    """The chat's last ``n`` turns, and the records of the replies still in it, re-indexed: the
+    page's State shrinks with the chat, and a 👍 on a reply still finds its answer."""
+    history = list(history or ())
+    kept = recent_turns(history, n)
+    drop = len(history) - len(kept)
+    return kept, [replace(t, first=t.first - drop, last=t.last - drop) for t in turns if t.first >= drop]
+
+
+def turn_at(turns: Sequence[ChatTurn], index: Any) -> ChatTurn | None:
+    """The reply a chat message index belongs to (Gradio's like event gives the message index)."""
+    i = index[0] if isinstance(index, (list, tuple)) and index else index
+    if not isinstance(i, int) or isinstance(i, bool):
+        return None
+    return next((t for t in turns if t.first <= i <= t.last), None)
+
+
+def _next_id(turns: Sequence[ChatTurn], given: Mapping[int, int]) -> int:
+    return max([t.id for t in turns] + list(given), default=-1) + 1
+
+
+def _feedback_of(answer: Answer, history: Sequence[str], rating: int):
+    from .feedback import Feedback
+
+    return Feedback(rating=rating, question=answer.question, found=answer.found,
+                    resolved_question=answer.resolved_question, history=tuple(history),
+                    answer_text=answer.text or answer.message, section=answer.section, source=answer.source,
+                    start=answer.start, end=answer.end)
+
+
+def _origin(request) -> str:
+    """The page's address as the browser sees it, for absolute links in exports and the share box."""
+    headers = getattr(request, "headers", None) or {}
+    origin = headers.get("origin") or (f"http://{headers['host']}" if headers.get("host") else "")
+    return origin.rstrip("/") + "/" if origin else ""
+
+
+def build_ui(engine, corpus_dir=None, feedback=None):
+    """The workbench page for ``engine`` (queue enabled) plus the API route ``/ask``.
+
+    Tabs: 问答 (the chat, with 👍/👎, copy and export), 报告原文 (the report, its contents and
+    search; citations open it at their place) and 数据一览 (every figure, filterable, as CSV, with
+    charts). ``corpus_dir`` is the folder the index was built from (default: the settings'), and
+    ``feedback`` a FeedbackStore (default: APP_FEEDBACK_DB or the user data folder).
+    """
     import gradio as gr
 
-    respond = make_respond(engine)
+    from .config import Settings
+    from .errors import AppError
+    from .export import conversation_markdown
+    from .figures import ALL, SORTS, filter_figures
+    from .reportview import LocationError, find_results, parse_location, render_report
+    from .workbench import SCROLL_JS, Workbench, chart_html, figures_table_html, pairs_html
 
-    # The page's handlers: each keeps the last CHAT_TURNS_KEPT turns, so what the page sends back
-    # with the next question stays bounded however long the chat runs.
-    def add_user(message: str, history: list):
+    bench = Workbench.open(corpus_dir or Settings.from_env().corpus_dir, feedback)
+    turn_for = make_answerer(engine)
+
+    # The page's chat handlers: each keeps the last CHAT_TURNS_KEPT turns (and the records of their
+    # replies), so what the page sends back with the next question, and what the session's State
+    # holds, stay bounded however long the chat runs.
+    def add_user(message: str, history: list, turns: list):
         if not (message or "").strip():
-            return message, recent_turns(history, CHAT_TURNS_KEPT)
-        return "", [*recent_turns(history, CHAT_TURNS_KEPT - 1), user_message(message)]
+            return (message, *keep_turns(history, turns, CHAT_TURNS_KEPT))
+        history, turns = keep_turns(history, turns, CHAT_TURNS_KEPT - 1)
+        return "", [*history, user_message(message)], turns
 
-    def add_example(evt: gr.SelectData, history: list):
+    def add_example(evt: gr.SelectData, history: list, turns: list):
         value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
-        return [*recent_turns(history, CHAT_TURNS_KEPT - 1), user_message(str(value.get("text", "")))]
+        history, turns = keep_turns(history, turns, CHAT_TURNS_KEPT - 1)
+        return [*history, user_message(str(value.get("text", "")))], turns
 
-    def add_reply(history: list, sources=None):
-        history = recent_turns(history, CHAT_TURNS_KEPT)
+    def add_reply(history: list, turns: list, given: dict, sources=None):
+        history, turns = keep_turns(history, turns, CHAT_TURNS_KEPT)
         if not history or _role(history[-1]) != "user":
-            return history
+            return history, turns
         message = user_texts(history[-1:])
-        return [*history, *respond(message[0] if message else "", history[:-1], sources or None)]
+        earlier = earlier_questions(history[:-1])  # the user's own words: the engine resolves the chain
+        answer, reply = turn_for(message[0] if message else "", earlier, sources or None)
+        record = ChatTurn(_next_id(turns, given), answer, tuple(earlier), len(history), len(history) + len(reply) - 1)
+        return [*history, *reply], [*turns, record]
+
+    def export_file(turns: list, request: gr.Request):
+        answers = [t.answer for t in turns if t.answer is not None]
+        return bench.write("conversation.md", conversation_markdown(answers, base_url=_origin(request), title=title))
+
+    def on_like(data: gr.LikeData, turns: list, given: dict):
+        t = turn_at(turns, data.index)
+        given = {i: f for i, f in given.items() if any(x.id == i for x in turns)}  # replies still in the chat
+        hide = (gr.update(visible=False), "", gr.update(), gr.update(), given, None)
+        if t is None or t.answer is None:
+            return hide
+        answer = t.answer
+        if data.liked not in (True, False):  # the click took the rating back
+            if t.id in given:
+                bench.feedback.delete(given.pop(t.id))
+            return (*hide[:4], given, None)
+        rating = 1 if data.liked else -1
+        if t.id in given:
+            bench.feedback.update(given[t.id], rating=rating)
+        else:
+            given[t.id] = bench.feedback.add(_feedback_of(answer, t.history, rating))
+        choices = [(f"[{i}] {p.section}（第 {p.start}–{p.end} 字符）", i - 1) for i, p in enumerate(answer.passages, 1)]
+        note = ("已记录：有用。谢谢！" if rating > 0 else "已记录：不准确。可以说明哪里不对，或指出正确的位置：")
+        return (gr.update(visible=True), f"{note}（问题：{answer.question}）",
+                gr.update(choices=choices, value=None, visible=rating < 0 and bool(choices)),
+                gr.update(value=""), given, t.id)
+
+    def on_feedback_detail(turn_id, comment: str, place, turns: list, given: dict):
+        t = next((x for x in turns if x.id == turn_id), None)
+        if t is None or t.answer is None or turn_id not in given:
+            raise gr.Error("先点 👍 或 👎，再补充说明。", print_exception=False)
+        answer = t.answer
+        changes = {"comment": (comment or "").strip()}
+        if isinstance(place, int) and not isinstance(place, bool) and 0 <= place < len(answer.passages):
+            p = answer.passages[place]
+            changes.update(right_source=p.source, right_section=p.section, right_start=p.start, right_end=p.end,
+                           right_text=p.text)
+        try:
+            bench.feedback.update(given[turn_id], **changes)
+        except AppError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return "已保存，谢谢。反馈只供人工复查，不会自动改变回答。"
+
+    def show_place(query: str, find: str, request: gr.Request):
+        """Open the report tab at the place a deep link names (from a click or the page's URL)."""
+        query = (query or "").split("#", 1)[0][:MAX_LINK_CHARS]
+        from urllib.parse import parse_qsl
+
+        params = dict(parse_qsl(query.lstrip("?")))
+        try:
+            loc = parse_location(params, bench.sizes)
+        except LocationError as exc:
+            return (render_report(bench.doc(), find=find, notice=f"无法打开这个链接：{exc}"),
+                    gr.Tabs(selected="report"), "")
+        if loc is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        return (render_report(bench.doc(loc.source), loc, find=find), gr.Tabs(selected="report"),
+                _origin(request) + loc.query())
+
+    def on_load(request: gr.Request):
+        params = dict(getattr(request, "query_params", {}) or {})
+        if not params.get("doc"):
+            return gr.skip(), gr.skip(), gr.skip()
+        from urllib.parse import urlencode
+
+        return show_place("?" + urlencode(params), "", request)
+
+    def on_find(find: str):
+        find = (find or "").strip()[:100]
+        doc = bench.doc()
+        hits = find_results(doc, find) if find else []
+        items = "".join(
+            f'<li><a class="qa-link" href="{html.escape(loc.query())}">{_esc(section) or "（正文）"}</a>：'
+            f"{_esc(snippet)}</li>" for loc, section, snippet in hits)
+        listing = f'<ol class="qa-find-list" aria-label="查找结果">{items}</ol>' if hits else ""
+        return render_report(doc, find=find), listing
+
+    def on_filter(text: str, kind: str, measure: str, year: str, sort: str):
+        rows = filter_figures(bench.figures, (text or "")[:100], kind, measure, year,
+                              sort if sort in SORTS else "文中顺序")
+        return (figures_table_html(rows, caption=f"共 {len(rows)} 项（全部 {len(bench.figures)} 项）"),
+                bench.csv_file(rows))
+
+    years = sorted({str(f.year) for f in bench.figures if f.year})
+    all_rows = list(bench.figures)
 
     def api_ask(question: str, k: int = K) -> dict:
         """Answer a question from the report. Returns found, text, highlight, section, source,
@@ -416,47 +645,95 @@ def build_ui(engine):
         except QuestionError as exc:
             raise gr.Error(str(exc), print_exception=False) from None  # the caller's mistake, not ours
 
+    ui_only = {"api_visibility": "private"}
     n_docs = len(getattr(engine, "documents", ()))
     title = TITLE if n_docs <= 1 else f"政府工作报告 · 问答（{n_docs} 份报告）"
-    # analytics off: Gradio otherwise reports usage to its servers (and the app runs offline)
-    with gr.Blocks(title=title, fill_height=True, analytics_enabled=False) as demo:
+    # analytics off: Gradio otherwise reports usage to its servers (and the app runs offline);
+    # delete_cache: Gradio's copies of generated downloads go after DOWNLOAD_TTL_S (the initial ones stay)
+    with gr.Blocks(title=title, fill_height=True, analytics_enabled=False,
+                   delete_cache=(min(60, DOWNLOAD_TTL_S), DOWNLOAD_TTL_S)) as demo:
         gr.Markdown(f"# {title}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")
-        chatbot = gr.Chatbot(
-            label="问答",
-            show_label=False,
-            elem_id="qa-chat",
-            scale=1,
-            height=200,  # with fill_height the chat grows to the window; this is only its floor
-            min_height=320,
-            placeholder="**向报告提问**<br>例如下面的问题，或在下方输入自己的问题。",
-            examples=[{"text": q} for q in EXAMPLES],
-            sanitize_html=True,
-            render_markdown=True,
-            latex_delimiters=[],  # "$" in a question is not LaTeX
-            buttons=[],
-            feedback_options=None,
-            layout="bubble",
-            autoscroll=True,
-        )
-        picker = None
-        if len(getattr(engine, "documents", ())) > 1:  # several reports: let the reader narrow the search
-            picker = gr.Dropdown(choices=document_choices(engine.documents), value=[], multiselect=True,
-                                 label="在这些报告中查找（不选 = 全部报告）", elem_id="qa-picker")
-        box = gr.Textbox(
-            show_label=False,
-            placeholder="输入关于报告的问题，按回车发送",
-            submit_btn="发送",
-            lines=1,
-            max_lines=4,
-            autofocus=True,
-            elem_id="qa-input",
-        )
-        ui_only = {"api_visibility": "private"}
-        reply_in = [chatbot, picker] if picker is not None else chatbot
-        box.submit(add_user, [box, chatbot], [box, chatbot], queue=False, **ui_only).then(
-            add_reply, reply_in, chatbot, show_progress="minimal", **ui_only)
-        chatbot.example_select(add_example, chatbot, chatbot, queue=False, **ui_only).then(
-            add_reply, reply_in, chatbot, show_progress="minimal", **ui_only)
+        turns = gr.State([])
+        given = gr.State({})
+        fb_turn = gr.State(None)
+        goto = gr.Textbox(visible="hidden", label="跳转到报告中的位置", max_length=MAX_LINK_CHARS, elem_id="qa-goto")
+        with gr.Tabs(selected="chat", elem_id="qa-tabs") as tabs:
+            with gr.Tab("问答", id="chat", elem_id="qa-tab-chat"):
+                chatbot = gr.Chatbot(
+                    label="问答",
+                    show_label=False,
+                    elem_id="qa-chat",
+                    height=520,
+                    min_height=320,
+                    placeholder="**向报告提问**<br>例如下面的问题，或在下方输入自己的问题。",
+                    examples=[{"text": q} for q in EXAMPLES],
+                    sanitize_html=True,
+                    render_markdown=True,
+                    latex_delimiters=[],  # "$" in a question is not LaTeX
+                    buttons=[],
+                    feedback_options=("Like", "Dislike"),
+                    layout="bubble",
+                    autoscroll=True,
+                )
+                picker = None
+                if n_docs > 1:  # several reports: let the reader narrow the search
+                    picker = gr.Dropdown(choices=document_choices(engine.documents), value=[], multiselect=True,
+                                         label="在这些报告中查找（不选 = 全部报告）", elem_id="qa-picker")
+                box = gr.Textbox(
+                    label="问题",
+                    show_label=False,
+                    placeholder="输入关于报告的问题，按回车发送",
+                    submit_btn="发送",
+                    lines=1,
+                    max_lines=4,
+                    autofocus=True,
+                    elem_id="qa-input",
+                )
+                with gr.Group(visible=False, elem_id="qa-feedback") as fb_panel:
+                    fb_note = gr.Markdown()
+                    fb_comment = gr.Textbox(label="补充说明（可选）", max_lines=4, max_length=2000)
+                    fb_place = gr.Dropdown(label="正确的位置是…（可选，从来源中选）", choices=[], visible=False)
+                    fb_send = gr.Button("提交说明", size="sm")
+                    fb_done = gr.Markdown()
+                export = gr.DownloadButton("导出对话（Markdown）", value=bench.write(
+                    "conversation.md", conversation_markdown([], title=title)), size="sm", elem_id="qa-export")
+            with gr.Tab("报告原文", id="report", elem_id="qa-tab-report"):
+                find_box = gr.Textbox(label="在报告中查找", placeholder="例如：老旧小区、231.52亿元", submit_btn="查找",
+                                      max_lines=1, max_length=100, elem_id="qa-find")
+                find_list = gr.HTML(elem_id="qa-find-results")
+                share = gr.Textbox(label="当前位置的链接（可复制分享）", interactive=False, buttons=["copy"], elem_id="qa-share")
+                report = gr.HTML(render_report(bench.doc()), elem_id="qa-report")
+            with gr.Tab("数据一览", id="figures", elem_id="qa-tab-figures"):
+                gr.HTML(pairs_html(bench.pairs) + chart_html(bench.pairs, bench.figures), elem_id="qa-fig-charts")
+                with gr.Row(equal_height=True):
+                    f_text = gr.Textbox(label="筛选（指标、章节或句子）", max_lines=1, max_length=100, scale=2)
+                    f_kind = gr.Dropdown([ALL, "结果", "目标", "其他"], value=ALL, label="类别", min_width=110)
+                    f_measure = gr.Dropdown([ALL, "总量", "增速", "比率"], value=ALL, label="口径", min_width=110)
+                    f_year = gr.Dropdown([ALL, *years], value=ALL, label="年份", min_width=110)
+                    f_sort = gr.Dropdown(list(SORTS), value="文中顺序", label="排序", min_width=150)
+                csv_btn = gr.DownloadButton("下载 CSV（当前筛选）", value=bench.csv_file(all_rows), size="sm",
+                                            elem_id="qa-csv")
+                table = gr.HTML(figures_table_html(all_rows, caption=f"共 {len(all_rows)} 项（全部 {len(all_rows)} 项）"),
+                                elem_id="qa-fig-table")
+
+        send = box.submit(add_user, [box, chatbot, turns], [box, chatbot, turns], queue=False, **ui_only)
+        pick = chatbot.example_select(add_example, [chatbot, turns], [chatbot, turns], queue=False, **ui_only)
+        for trigger in (send, pick):
+            trigger.then(add_reply, [chatbot, turns, given, *([picker] if picker is not None else [])], [chatbot, turns], show_progress="minimal", **ui_only).then(
+                export_file, turns, export, **ui_only)
+        chatbot.clear(lambda: ([], {}, None, gr.update(visible=False)), None, [turns, given, fb_turn, fb_panel],
+                      **ui_only).then(export_file, turns, export, **ui_only)
+        chatbot.like(on_like, [turns, given], [fb_panel, fb_note, fb_place, fb_comment, given, fb_turn], **ui_only)
+        fb_send.click(on_feedback_detail, [fb_turn, fb_comment, fb_place, turns, given], fb_done, **ui_only)
+        goto.change(show_place, [goto, find_box], [report, tabs, share], **ui_only).then(
+            None, None, None, js=SCROLL_JS, **ui_only)
+        find_box.submit(on_find, find_box, [report, find_list], **ui_only).then(None, None, None, js=SCROLL_JS, **ui_only)
+        filters = [f_text, f_kind, f_measure, f_year, f_sort]
+        for c in filters[1:]:
+            c.change(on_filter, filters, [table, csv_btn], **ui_only)
+        f_text.submit(on_filter, filters, [table, csv_btn], **ui_only)
+        f_text.blur(on_filter, filters, [table, csv_btn], **ui_only)
+        demo.load(on_load, None, [report, tabs, share], **ui_only).then(None, None, None, js=SCROLL_JS, **ui_only)
         gr.api(api_ask, api_name="ask")
     # Engine.ask only reads: safe to share across sessions
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
@@ -464,18 +741,22 @@ def build_ui(engine):
 
 
 def launch_options() -> dict:
-    """Keyword arguments for ``build_ui(engine).launch(...)``: the page's CSS (Gradio 6 takes it there),
-    the HTTP edge in front of every route (app/edge.py: only /ask and what the page needs, bodies
-    limited, inputs checked, errors as JSON), and none of Gradio's extras that store or send anything:
-    no run history (it can sync to the Hugging Face Hub), no monitoring page, no server-side
-    rendering process; uploads are closed at the edge and capped here as a second layer."""
+    """Keyword arguments for ``build_ui(engine).launch(...)``: the page's CSS and script (Gradio 6
+    takes them there), the HTTP edge in front of every route (app/edge.py: only /ask, what the page
+    needs and the downloads it generated; bodies limited, inputs checked, errors as JSON), and none
+    of Gradio's extras that store or send anything: no run history (it can sync to the Hugging Face
+    Hub), no monitoring page, no server-side rendering process; uploads are closed at the edge and
+    capped here as a second layer."""
     from starlette.middleware import Middleware
 
     from .edge import Edge
+    from .workbench import GOTO_JS
 
     return {
         "css": CSS,
-        "app_kwargs": {"middleware": [Middleware(Edge, api={"ask": ask_args})]},
+        "js": GOTO_JS,
+        "footer_links": ["api", "settings"],
+        "app_kwargs": {"middleware": [Middleware(Edge, api={"ask": ask_args}, files=is_download)]},
         "state_session_capacity": SESSIONS_KEPT,
         "run_history": False,
         "enable_monitoring": False,
@@ -484,6 +765,6 @@ def launch_options() -> dict:
     }
 
 
-def serve(engine, host: str = "127.0.0.1", port: int = 7860) -> None:
+def serve(engine, host: str = "127.0.0.1", port: int = 7860, corpus_dir=None) -> None:
     """Start the web chat and block until interrupted."""
-    build_ui(engine).launch(server_name=host, server_port=port, **launch_options())
+    build_ui(engine, corpus_dir=corpus_dir).launch(server_name=host, server_port=port, **launch_options())

@@ -88,15 +88,22 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server(real_engine):
+def feedback_db(tmp_path_factory) -> Path:
+    """Where the test server stores 👍/👎 (never the user's own database)."""
+    return tmp_path_factory.mktemp("feedback") / "feedback.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def server(real_engine, feedback_db):
     """The web chat over the real engine on a free loopback port, shared by the UI and load tests."""
     import os
 
+    from app.feedback import FeedbackStore
     from app.ui import build_ui, launch_options
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage pings
     port = free_port()
-    demo = build_ui(real_engine)
+    demo = build_ui(real_engine, feedback=FeedbackStore(feedback_db))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
     yield f"http://127.0.0.1:{port}/"
     demo.close()

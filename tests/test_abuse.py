@@ -24,6 +24,7 @@ import pytest
 
 from app.edge import MAX_BODY_BYTES
 from app.ui import CHAT_TURNS_KEPT
+from app.workbench import is_download
 
 from .conftest import REPORT, ROOT, free_port
 
@@ -82,7 +83,8 @@ def live(tmp_path_factory):
     temp, log = root / "gradio-temp", root / "server.log"
     temp.mkdir()
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(temp), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(temp), "PYTHONUNBUFFERED": "1",
+           "APP_FEEDBACK_DB": str(root / "feedback.sqlite3")}  # never the user's own database
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", SERVER, str(root), str(port), str(REPORT)], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -196,7 +198,8 @@ def _join(client, fn_index: int, data: list | bytes, session: str) -> tuple[int,
 def test_the_upload_route_is_closed_and_keeps_no_file(live, http):
     r = http.post("/gradio_api/upload", files={"files": ("big.bin", b"\0" * 2**20)})
     _assert_error(r, 404, "/gradio_api/call/ask")
-    assert [p for p in live.temp.rglob("*") if p.is_file()] == []
+    # Gradio's folder holds only the page's own generated downloads (the figures CSV, the empty export)
+    assert [p.name for p in live.temp.rglob("*") if p.is_file() and not is_download(str(p), str(live.temp))] == []
 
 
 def test_the_screen_recording_upload_is_closed(http):
@@ -233,7 +236,8 @@ def test_a_body_over_the_limit_is_refused_while_streaming_without_a_length(http)
 # ----------------------------------------------------------------------------- 2: the chat's handlers
 
 
-@pytest.mark.parametrize("name", ["add_user", "add_reply", "add_example", "add_reply_1"])
+@pytest.mark.parametrize("name", ["add_user", "add_reply", "add_example", "add_reply_1", "on_like", "on_feedback_detail",
+                                  "show_place", "on_find", "on_filter", "export_file", "on_load"])
 @pytest.mark.parametrize("route", ["/gradio_api/call/{}", "/gradio_api/call/v2/{}", "/gradio_api/run/{}",
                                    "/gradio_api/api/{}"])
 def test_the_pages_handlers_are_not_api_routes(http, name, route):
@@ -253,7 +257,7 @@ def test_the_api_lists_only_ask(live):
 
 def test_a_huge_chat_history_is_clipped_to_the_last_turns(live, http):
     history = [*_chat(300, pad=700), _message("user", "那2025年呢？")]  # ~1.3 MB, under the body limit
-    status, output = _join(http, live.fn_index("add_reply"), [history], "huge-history")
+    status, output = _join(http, live.fn_index("add_reply"), [history, None, None], "huge-history")
     assert status == 200, output
     chat = output[0]
     assert sum(m["role"] == "user" for m in chat) == CHAT_TURNS_KEPT
@@ -261,7 +265,7 @@ def test_a_huge_chat_history_is_clipped_to_the_last_turns(live, http):
 
 
 def test_the_page_handler_refuses_inputs_of_the_wrong_shape(live, http):
-    r = http.post("/gradio_api/run/predict", json={"data": [5, "not a chat"], "fn_index": live.fn_index("add_user"),
+    r = http.post("/gradio_api/run/predict", json={"data": [5, "not a chat", None], "fn_index": live.fn_index("add_user"),
                                                    "session_hash": "wrong-shape"})
     _assert_error(r, 422)
 
@@ -272,13 +276,90 @@ def test_an_unknown_handler_number_is_not_found(http):
 
 
 def test_the_chat_round_trip_still_works_the_way_the_page_does_it(live, http):
-    r = http.post("/gradio_api/run/predict", json={"data": ["2024年新增就业多少人？", []],
+    r = http.post("/gradio_api/run/predict", json={"data": ["2024年新增就业多少人？", [], None],
                                                    "fn_index": live.fn_index("add_user"), "session_hash": "page1"})
     assert r.status_code == 200, r.text[:300]
-    box, chat = r.json()["data"]
-    status, output = _join(http, live.fn_index("add_reply"), [chat], "page1")
+    box, chat = r.json()["data"][:2]
+    status, output = _join(http, live.fn_index("add_reply"), [chat, None, None], "page1")
     assert status == 200 and box == ""
     assert "qa-answer" in json.dumps(output[0][len(chat):], ensure_ascii=False)
+
+
+# ----------------------------------------------------------------------------- the workbench: its handlers and downloads
+
+
+def _component_value(live, elem_id: str):
+    import httpx
+
+    config = httpx.get(live.url + "/config", timeout=TIMEOUT).json()
+    return next(c["props"]["value"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
+def test_a_generated_download_is_served(live, http):
+    csv = _component_value(live, "qa-csv")
+    assert is_download(csv["path"], str(live.temp))
+    r = http.get(f"/gradio_api/file={csv['path']}")
+    assert r.status_code == 200 and r.content.decode("utf-8-sig").startswith("指标,"), r.text[:200]
+
+
+def test_the_file_route_serves_no_other_file(live, http, tmp_path):
+    other = live.temp / "0123abcd" / "notes.txt"  # in Gradio's folder, but not a download the app wrote
+    other.parent.mkdir(exist_ok=True)
+    other.write_text("secret")
+    outside = tmp_path / "0123abcd" / "figures-0123456789ab.csv"  # a download's name, outside Gradio's folder
+    outside.parent.mkdir()
+    outside.write_text("secret")
+    csv = _component_value(live, "qa-csv")["path"]
+    for path in (other, outside, f"{live.temp}/0123abcd/%2E%2E/{csv[len(str(live.temp)) + 1:]}",  # dots encoded: httpx would drop ".."
+                 "http://127.0.0.1:1/figures-0123456789ab.csv", "figures-0123456789ab.csv"):
+        _assert_error(http.get(f"/gradio_api/file={path}"), 404)
+
+
+def test_a_page_text_input_over_its_limit_is_refused(live, http):
+    status, r = _join(http, live.fn_index("on_find"), ["海" * 101], "find-long")
+    _assert_error(r, 422, "limit of 100")
+
+
+def test_a_value_sent_for_state_the_server_keeps_is_refused(live, http):
+    status, r = _join(http, live.fn_index("export_file"), [[{"answer": "forged"}]], "forged-state")
+    _assert_error(r, 422, "kept by the server")
+
+
+def test_a_dropdown_value_outside_its_choices_is_refused(live, http):
+    status, r = _join(http, live.fn_index("on_filter"), ["", "<b>x</b>", "全部", "全部", "文中顺序"], "bad-choice")
+    _assert_error(r, 422, "not one of the choices")
+    status, output = _join(http, live.fn_index("on_filter"), ["地区生产总值", "目标", "全部", "全部", "文中顺序"], "good-choice")
+    assert status == 200 and "共 " in output[0]
+
+
+@pytest.mark.parametrize("event_data", [None, {"index": 1}, [1, 2]], ids=["none", "no-value", "a-list"])
+def test_a_like_without_its_event_data_is_refused(live, http, event_data):
+    r = http.post("/gradio_api/queue/join", json={"data": [None, None], "fn_index": live.fn_index("on_like"),
+                                                   "session_hash": "like1", "event_data": event_data})
+    _assert_error(r, 422, "event_data")
+
+
+def test_a_page_only_script_is_not_a_handler(live, http):
+    import httpx
+
+    config = httpx.get(live.url + "/config", timeout=TIMEOUT).json()
+    script = next(d["id"] for d in config["dependencies"] if not d.get("backend_fn"))
+    _assert_error(http.post("/gradio_api/queue/join", json={"data": [], "fn_index": script, "session_hash": "js1"}), 404)
+
+
+def test_a_like_on_a_reply_works_the_way_the_page_does_it(live, http):
+    r = http.post("/gradio_api/run/predict", json={"data": ["2024年新增就业多少人？", [], None],
+                                                   "fn_index": live.fn_index("add_user"), "session_hash": "like2"})
+    chat = r.json()["data"][1]
+    status, output = _join(http, live.fn_index("add_reply"), [chat, None, None], "like2")
+    assert status == 200
+    r = http.post("/gradio_api/queue/join", json={"data": [None, None], "fn_index": live.fn_index("on_like"),
+                                                   "session_hash": "like2", "trigger_id": None,
+                                                   "event_data": {"index": len(output[0]) - 1, "value": "…", "liked": True}})
+    assert r.status_code == 200, r.text[:300]
+    done = [json.loads(d) for _, d in _sse(http, "/gradio_api/queue/data", ("process_completed",), {"session_hash": "like2"})]
+    result = [m for m in done if m.get("msg") == "process_completed"][-1]
+    assert result["success"] and "已记录" in json.dumps(result["output"]["data"], ensure_ascii=False)
 
 
 # ----------------------------------------------------------------------------- 4 and 7: the /ask route's inputs
@@ -368,7 +449,7 @@ RSS_GROWTH_LIMIT_MIB = 120  # generous: 2,000 requests grow it ~50 MiB; keeping 
 def _hostile_requests(live) -> list:
     """Each takes an httpx client and returns (responses, expected status or None for "any non-5xx")."""
     big = b" " * (MAX_BODY_BYTES + 10)
-    ask = live.fn_index("ask")
+    ask, find, filt = live.fn_index("ask"), live.fn_index("on_find"), live.fn_index("on_filter")
 
     def post(path, **kw):
         return lambda c: c.post(path, **kw)
@@ -393,7 +474,18 @@ def _hostile_requests(live) -> list:
         (post("/gradio_api/call/ask", content=b"\xff\xfe", headers={"Content-Type": "application/json"}), 422),
         (post("/gradio_api/queue/join", json={"data": [], "fn_index": 9999, "session_hash": "h"}), 404),
         (post("/gradio_api/queue/join", json={"data": ["x", 5], "fn_index": ask}), 422),
-        (post("/gradio_api/run/predict", json={"data": [5, 5], "fn_index": live.fn_index("add_user")}), 422),
+        (post("/gradio_api/run/predict", json={"data": [5, 5, None], "fn_index": live.fn_index("add_user")}), 422),
+        (post("/gradio_api/queue/join", json={"data": ["海" * 5000], "fn_index": find, "session_hash": "h"}), 422),
+        (post("/gradio_api/queue/join", json={"data": ["", "x", "全部", "全部", "文中顺序"], "fn_index": filt,
+                                               "session_hash": "h"}), 422),
+        (post("/gradio_api/queue/join", json={"data": [[{"answer": 1}]], "fn_index": live.fn_index("export_file"),
+                                               "session_hash": "h"}), 422),
+        (post("/gradio_api/queue/join", json={"data": [None, None], "fn_index": live.fn_index("on_like"),
+                                               "session_hash": "h", "event_data": None}), 422),
+        (lambda c: c.get(f"/gradio_api/file={live.temp}/x/%2E%2E/%2E%2E/server.log"), 404),
+        (lambda c: c.post("/gradio_api/queue/join", json={  # a normal filter, results never read: writes a CSV
+            "data": [str(time.monotonic_ns() % 97), "全部", "全部", "全部", "文中顺序"], "fn_index": filt,
+            "session_hash": f"f{time.monotonic_ns()}"}), 200),
         (post("/gradio_api/call/ask", json={"data": ["x"]}, headers={"Origin": "http://evil.example"}), 403),
         (lambda c: c.get("/gradio_api/file=/etc/passwd"), 404),
         (lambda c: c.get("/gradio_api/run-history/buckets"), 404),
@@ -417,7 +509,7 @@ def test_soak_mixed_traffic_keeps_normal_questions_fast_and_memory_bounded(live)
     questions = _normal_questions()
     reply_fn = live.fn_index("add_reply")
     huge_history = [*_chat(150, pad=700), _message("user", "那2025年呢？")]  # ~0.7 MB
-    huge_body = _join_body(reply_fn, [huge_history])  # encoded once: the clients share the machine's 2 cores
+    huge_body = _join_body(reply_fn, [huge_history, None, None])  # encoded once: the clients share the machine's 2 cores
 
     # One request in twenty: 10 normal, 7 hostile, 3 huge histories (the mix the issue names).
     plan = [("normal", "normal", "hostile", "normal", "hostile", "huge", "normal", "hostile", "normal", "normal",
@@ -483,7 +575,7 @@ def test_soak_mixed_traffic_keeps_normal_questions_fast_and_memory_bounded(live)
     with httpx.Client(base_url=live.url, timeout=TIMEOUT) as c:
         for q in questions[:8]:
             _ask_call(c, {"data": [q, 5]})
-        _join(c, reply_fn, [huge_history], "warm-huge")
+        _join(c, reply_fn, [huge_history, None, None], "warm-huge")
     rss_before = proc.memory_info().rss
 
     sampler = threading.Thread(target=sample_rss, daemon=True)

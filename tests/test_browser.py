@@ -71,7 +71,7 @@ def test_answer_shows_highlighted_figure_and_section_path(open_chat):
     page, _ = open_chat()
     answer = _ask(page, "2024年地区生产总值是多少？", 1)
     expect(answer).to_contain_text("231.52 亿元")
-    expect(answer.locator("mark")).to_contain_text("231.52 亿元")
+    expect(answer.locator(".qa-quote mark")).to_contain_text("231.52 亿元")
     expect(answer).to_contain_text("（一）“进”的步伐更为稳健")
     expect(page.locator("#qa-chat")).to_contain_text("来源（5 段）")
     OUT.mkdir(exist_ok=True)
@@ -97,7 +97,7 @@ def test_followup_question_carries_the_topic(open_chat):
     _ask(page, "2024年新增就业多少人？", 1)
     second = _ask(page, "那城镇失业人员再就业呢？", 2)
     expect(second).to_contain_text("826")
-    expect(second.locator("mark")).to_contain_text("826")
+    expect(second.locator(".qa-quote mark")).to_contain_text("826")
 
 
 def test_phone_width_fits_without_sideways_scrolling(open_chat):
@@ -105,7 +105,7 @@ def test_phone_width_fits_without_sideways_scrolling(open_chat):
 
     page, _ = open_chat(390, 844)
     answer = _ask(page, "2024年地区生产总值是多少？", 1)
-    expect(answer.locator("mark")).to_contain_text("231.52 亿元")
+    expect(answer.locator(".qa-quote mark")).to_contain_text("231.52 亿元")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     OUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUT / "chat-phone.png"))

@@ -6,7 +6,7 @@ import html
 import logging
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 
@@ -15,12 +15,16 @@ from app.ui import (
     APOLOGY,
     NOT_FOUND,
     SourceView,
+    CHAT_TURNS_KEPT,
+    ChatTurn,
     answer_dict,
+    earlier_questions,
+    keep_turns,
+    turn_at,
     build_ui,
     format_reply,
     make_respond,
     passage_mark,
-    resolved_history,
     user_message,
     user_texts,
 )
@@ -80,22 +84,43 @@ def test_found_reply_cites_section_path_and_source():
     assert SOURCE in first
 
 
-def test_found_reply_puts_sources_in_a_titled_collapsed_panel():
-    reply = format_reply(_answer())
-    assert reply[1]["metadata"] == {"title": "来源（1 段）", "status": "done"}
-    assert "相关度 0.0328" in reply[1]["content"]
-    assert f"<mark>{GDP_SENTENCE}</mark>" in reply[1]["content"]
+def test_found_reply_puts_sources_in_a_collapsed_panel():
+    (reply,) = format_reply(_answer())
+    assert '<details class="qa-sources-panel"><summary>来源（1 段）</summary>' in reply["content"]
+    assert "相关度 0.0328" in reply["content"]
+    assert f"<mark>{GDP_SENTENCE}</mark>" in reply["content"]
+
+
+def test_found_reply_links_the_quote_and_each_source_to_their_place_in_the_report():
+    (reply,) = format_reply(_answer())
+    assert 'href="?doc=hailar_2025_government_work_report.txt&amp;start=334&amp;end=372&amp;hs=341&amp;he=361"' in reply["content"]
+    assert 'href="?doc=hailar_2025_government_work_report.txt&amp;start=325&amp;end=372&amp;hs=334&amp;he=372"' in reply["content"]
+    assert "「2024 年，【地区生产总值预计完成 231.52 亿元】" in html.unescape(reply["content"])  # what 复制 copies
 
 
 def test_not_found_reply_says_so_and_offers_related_passages():
-    reply = format_reply(_answer(found=False, question="海拉尔今天天气怎么样？"))
-    assert NOT_FOUND in reply[0]["content"]
-    assert reply[1]["metadata"]["title"] == "相关段落（1 段）"
+    (reply,) = format_reply(_answer(found=False, question="海拉尔今天天气怎么样？"))
+    assert NOT_FOUND in reply["content"]
+    assert '<details class="qa-sources-panel" open><summary>相关段落（1 段）</summary>' in reply["content"]
 
 
-def test_not_found_reply_without_passages_is_one_message():
-    reply = format_reply(_answer(found=False, passages=()))
-    assert len(reply) == 1 and NOT_FOUND in reply[0]["content"]
+def test_not_found_reply_without_passages_has_no_panel():
+    (reply,) = format_reply(_answer(found=False, passages=()))
+    assert NOT_FOUND in reply["content"] and "qa-sources-panel" not in reply["content"]
+
+
+def test_small_talk_reply_is_the_engines_message_without_quote_or_sources():
+    hello = replace(_answer(found=False, question="你好"), intent="smalltalk", message="你好！<可以问我报告里的数字>")
+    (reply,) = format_reply(hello)
+    assert "你好！&lt;可以问我报告里的数字&gt;" in reply["content"]  # escaped like everything else
+    for absent in (NOT_FOUND, "qa-quote", "qa-sources-panel", "相关段落", "qa-link"):
+        assert absent not in reply["content"]
+
+
+def test_respond_answers_small_talk_with_a_friendly_reply(fake_engine):
+    (reply,) = make_respond(fake_engine)("你好", [])
+    assert "qa-smalltalk" in reply["content"] and "你好" in reply["content"]
+    assert NOT_FOUND not in reply["content"] and "qa-sources-panel" not in reply["content"]
 
 
 def test_report_text_is_escaped():
@@ -147,13 +172,40 @@ def test_user_texts_reads_gradio6_content_blocks_and_plain_strings():
     assert user_texts(history) == ["第一问", "第二问"]
 
 
-def test_resolved_history_carries_the_topic_through_a_chain():
-    assert resolved_history(["2024年新增就业多少人？", "那2025年呢？"]) == [
-        "2024年新增就业多少人？", "2025年新增就业多少人？"]
+def test_earlier_questions_are_the_users_own_last_few_as_typed_and_clipped():
+    history = []
+    for q in ["一问", "2024年新增就业多少人？", "那2025年呢？", "海" * 3000, "那城镇呢？"]:
+        history += [user_message(q), {"role": "assistant", "content": "…"}]
+    assert earlier_questions(history) == ["2024年新增就业多少人？", "那2025年呢？", "海" * 2000, "那城镇呢？"]
 
 
-def test_resolved_history_skips_questions_that_were_refused():
-    assert resolved_history(["   ", "2024年新增就业多少人？"]) == ["2024年新增就业多少人？"]
+# ----------------------------------------------------------------------------- the page's records of its replies
+
+
+def _chat_of(n: int) -> tuple[list, list]:
+    """A chat of n questions, each answered with one message, and the page's record of each reply."""
+    history, turns = [], []
+    for i in range(n):
+        history.append(user_message(f"问{i}"))
+        turns.append(ChatTurn(i, _answer(question=f"问{i}"), (), len(history), len(history)))
+        history.append({"role": "assistant", "content": f"答{i}"})
+    return history, turns
+
+
+def test_keep_turns_drops_the_records_of_replies_that_left_the_chat_and_reindexes_the_rest():
+    history, turns = _chat_of(CHAT_TURNS_KEPT + 5)
+    kept, kept_turns = keep_turns(history, turns, CHAT_TURNS_KEPT)
+    assert len(kept) == 2 * CHAT_TURNS_KEPT and len(kept_turns) == CHAT_TURNS_KEPT
+    for t in kept_turns:  # each record still points at its own reply
+        assert kept[t.first]["content"] == f"答{t.id}"
+
+
+def test_a_like_on_a_reply_finds_its_answer_after_the_chat_was_trimmed():
+    history, turns = _chat_of(CHAT_TURNS_KEPT + 3)
+    kept, kept_turns = keep_turns(history, turns, CHAT_TURNS_KEPT)
+    assert turn_at(kept_turns, [len(kept) - 1]).answer.question == f"问{CHAT_TURNS_KEPT + 2}"
+    assert turn_at(kept_turns, 0) is None  # a question, not a reply
+    assert turn_at(kept_turns, "x") is None and turn_at(kept_turns, []) is None
 
 
 # ----------------------------------------------------------------------------- respond()
@@ -170,7 +222,7 @@ def test_respond_answers_with_highlight_and_section_path(real_engine):
 
 def test_respond_offers_the_section_in_context(fake_engine):
     respond = make_respond(fake_engine.with_config(refuse=False))
-    sources = respond("2024年新增就业多少人？", [])[1]["content"]
+    sources = respond("2024年新增就业多少人？", [])[0]["content"]
     context = sources.split("阅读全文上下文", 1)[1]
     # the whole second-level section, its other subsections included
     assert "一、2024 年工作回顾 › （六）“安”的局面更加托底" in context
@@ -202,7 +254,7 @@ def test_respond_shows_a_refusal_with_the_related_passages(fake_engine):
     refused = _answer(found=False, question="今天天气怎么样？")
     reply = make_respond(_SpyEngine(fake_engine.data, refused))("今天天气怎么样？", [])
     assert NOT_FOUND in reply[0]["content"]
-    assert reply[1]["metadata"]["title"].startswith("相关段落")
+    assert "<summary>相关段落" in reply[0]["content"]
 
 
 def test_respond_passes_earlier_questions_as_history(fake_engine):
@@ -210,7 +262,8 @@ def test_respond_passes_earlier_questions_as_history(fake_engine):
     history = [user_message("2024年新增就业多少人？"), {"role": "assistant", "content": "…"},
                user_message("那2025年呢？"), {"role": "assistant", "content": "…"}]
     make_respond(spy)("那城镇失业人员再就业呢？", history)
-    assert spy.calls == [("那城镇失业人员再就业呢？", 5, ["2024年新增就业多少人？", "2025年新增就业多少人？"])]
+    # the user's own words: the engine resolves the whole chain itself (app/dialogue.py)
+    assert spy.calls == [("那城镇失业人员再就业呢？", 5, ["2024年新增就业多少人？", "那2025年呢？"])]
 
 
 def test_respond_followup_reaches_the_right_sentence(fake_engine):
