@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Sequence
 
-__all__ = ["Answer", "AppError", "CorpusError", "Engine", "IndexError_", "ModelError", "Passage",
+__all__ = ["Answer", "AppError", "CorpusError", "Engine", "FilterError", "IndexError_", "ModelError", "Passage",
            "QuestionError", "RetrievalConfig", "Settings", "StaleIndexError", "ask"]
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 _lazy = {
     "Answer": "engine", "Engine": "engine", "Passage": "engine", "RetrievalConfig": "engine",
     "Settings": "config", "AppError": "errors", "CorpusError": "errors", "IndexError_": "errors",
-    "ModelError": "errors", "QuestionError": "errors", "StaleIndexError": "errors",
+    "ModelError": "errors", "QuestionError": "errors", "StaleIndexError": "errors", "FilterError": "errors",
 }
 _default: "Engine | None" = None
 _default_lock = threading.Lock()
@@ -47,6 +47,7 @@ def default_engine() -> "Engine":
     return _default
 
 
-def ask(question: str, k: int = 5, history: Sequence[str] = ()) -> "Answer":
-    """Answer a question from the report with verbatim quotes; see `app.engine.Answer`."""
-    return default_engine().ask(question, k=k, history=history)
+def ask(question: str, k: int = 5, history: Sequence[str] = (), filters: dict | None = None) -> "Answer":
+    """Answer a question from the reports with verbatim quotes; see `app.engine.Answer`.
+    ``filters`` (``{"region": "海拉尔区", "year": 2025}``) search only the reports they match."""
+    return default_engine().ask(question, k=k, history=history, filters=filters)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .textnorm import content_terms, figures, normalize
 
-__all__ = ["Refusal", "clause_spans", "is_numeric_question", "time_frame", "section_time"]
+__all__ = ["Refusal", "clause_spans", "is_numeric_question", "time_frame", "section_time", "section_year"]
 
 _PAST = re.compile(r"去年|上年|过去一年|一年来|完成了|已经|实现了|达到了|取得|\blast year|\bwas\b|\bwere\b|\bdid\b", re.I)
 _FUTURE = re.compile(r"今年|明年|计划|目标|力争|预期|打算|将要|要做|准备|\bplan|\btarget|\bwill\b|\bthis year|\bgoal|\baim", re.I)
@@ -16,12 +17,20 @@ _NUMERIC = re.compile(r"多少|几个|几家|几所|几项|几次|几条|几户|
                       r"规模|金额|面积|数量|总额|how many|how much|what percentage|rate|number of|amount", re.I)
 
 
-def time_frame(question: str) -> str | None:
-    """'past' (2024 results), 'future' (2025 plans) or None when the question does not say.
-    An explicit year decides; otherwise tense words do."""
-    y24, y25 = "2024" in question, "2025" in question
-    if y24 != y25:
-        return "past" if y24 else "future"
+def time_frame(question: str, year: int | None = None) -> str | None:
+    """'past' or 'future' for a report of ``year`` (which reviews year − 1 and plans year), or None
+    when the question does not say. An explicit year decides; then relative years (去年/今年 resolve
+    against the report's year: its 今年 is its own year); then tense words. Without the report's
+    year an explicit year cannot be placed, so only the words decide."""
+    if year is not None:
+        y_past, y_plan = str(year - 1) in question, str(year) in question
+        if y_past != y_plan:
+            return "past" if y_past else "future"
+    return _relative_frame(question)
+
+
+@lru_cache(maxsize=8192)
+def _relative_frame(question: str) -> str | None:
     # a relative year outranks tense words: "去年呢" after "今年打算…" asks about last year
     rel_past, rel_fut = bool(re.search(r"去年|上年|last year", question, re.I)), bool(re.search(r"今年|本年|this year", question, re.I))
     if rel_past != rel_fut:
@@ -32,14 +41,37 @@ def time_frame(question: str) -> str | None:
     return "past" if past else "future"
 
 
-def section_time(path: tuple[str, ...]) -> str | None:
-    """The report's parts have a tense: 一、 reviews 2024, 二、 plans 2025."""
+_PART = re.compile(r"^[一二三四五六七八九十]+、")
+_REVIEW = re.compile(r"回顾|总结|过去|成绩|成就")
+_PLAN = re.compile(r"主要工作|重点工作|工作安排|工作任务|主要任务|重点任务|目标任务|总体要求|工作思路|计划|打算|展望")
+_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+@lru_cache(maxsize=65536)
+def section_time(path: tuple[str, ...], year: int | None = None) -> str | None:
+    """The tense of a report's numbered part, read from its heading: "一、2024 年工作回顾" reviews the
+    past, "二、2025 年主要工作" plans the future — whatever its number or position. A heading with only
+    a year is placed against the report's ``year`` (earlier → past). Other sections (the title
+    block, the glossary, a closing part) have no tense."""
     top = path[0] if path else ""
-    if top.startswith("一、"):
+    if not _PART.match(top):
+        return None
+    if _REVIEW.search(top):
         return "past"
-    if top.startswith("二、"):
+    if _PLAN.search(top):
         return "future"
+    years = [int(y) for y in _YEAR.findall(top)]
+    if years and year is not None:
+        return "past" if max(years) < year else "future"
     return None
+
+
+def section_year(path: tuple[str, ...], year: int | None) -> int | None:
+    """The year a section is about: the report reviews ``year`` − 1 and plans ``year``."""
+    if year is None:
+        return None
+    st = section_time(path, year)
+    return {"past": year - 1, "future": year}.get(st or "")
 
 
 def is_numeric_question(question: str) -> bool:

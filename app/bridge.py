@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["Bridge", "Neighbour", "report_vocabulary"]
+__all__ = ["Bridge", "Neighbour", "report_vocabulary", "top_vocabulary", "vocabulary_counts"]
 
 _WORD = re.compile(r"[\u4e00-\u9fff]{2,8}")
 MAX_VOCAB = 20_000  # most frequent terms; a big corpus should not spend its build embedding rare words
@@ -28,12 +28,13 @@ class Neighbour:
     similarity: float  # cosine of the question word and this term
 
 
-def report_vocabulary(texts: Iterable[str], titles: Iterable[str], limit: int = MAX_VOCAB) -> list[str]:
-    """Distinct report words worth bridging to: jieba words of 2–8 Han characters (minus stopwords)
-    and the section titles' words, most frequent first, at most ``limit``."""
+def vocabulary_counts(texts: Iterable[str], titles: Iterable[str], jb=None) -> Counter:
+    """How often each report word worth bridging to occurs: jieba words of 2–8 Han characters
+    (minus stopwords) in ``texts``, and the words of the section ``titles`` (a heading word names
+    a topic: it counts twice)."""
     from .textnorm import STOPWORDS, _jieba, normalize
 
-    jb = _jieba()
+    jb = jb or _jieba()
     counts: Counter = Counter()
     for t in texts:
         for w in jb.cut(normalize(t)):
@@ -42,8 +43,18 @@ def report_vocabulary(texts: Iterable[str], titles: Iterable[str], limit: int = 
     for t in titles:
         for w in jb.cut(normalize(t)):
             if _WORD.fullmatch(w) and w not in STOPWORDS:
-                counts[w] += 2  # a heading word names a topic
+                counts[w] += 2
+    return counts
+
+
+def top_vocabulary(counts: Counter, limit: int = MAX_VOCAB) -> list[str]:
+    """The ``limit`` most frequent words, ties by the word (deterministic)."""
     return [w for w, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:limit]]
+
+
+def report_vocabulary(texts: Iterable[str], titles: Iterable[str], limit: int = MAX_VOCAB) -> list[str]:
+    """Distinct report words worth bridging to, most frequent first, at most ``limit``."""
+    return top_vocabulary(vocabulary_counts(texts, titles), limit)
 
 
 class Bridge:

@@ -1,8 +1,9 @@
 """Command line: each command parses, calls one function, prints, and turns AppError into a message.
 
-    python -m app ask "2024年地区生产总值是多少？" [-k 5] [--json]
+    python -m app ask "2024年地区生产总值是多少？" [-k 5] [--json] [--filter year=2025]
     python -m app chat                 interactive ask loop in the terminal
-    python -m app index                build (or rebuild) index/
+    python -m app index                build (or rebuild) index/ [--workers N [--scheduler tcp://host:8786]]
+    python -m app synth OUT            write the generated multi-report test corpus
     python -m app serve                the Gradio chat on http://127.0.0.1:7860
     python -m app eval                 the evaluation benchmark (eval/results/)
     python -m app fit                  fit the reader on the eval set's dev split (app/models/reader.json)
@@ -57,32 +58,50 @@ def answer_to_json(answer) -> str:
 
 
 def format_answer(answer) -> str:
-    """Plain-text rendering: the quote with the span in 【】, its section, then the sources."""
+    """Plain-text rendering: the quote with the span in 【】, its document and section, then the sources.
+    A comparison across reports shows one quote per report."""
     lines = []
     if answer.intent == "smalltalk":
         return answer.message
     if answer.resolved_question and answer.resolved_question != answer.question:
         lines.append(f"（按“{answer.resolved_question}”理解）")
-    if answer.found:
-        # offsets are into the file and the text may skip page-break newlines: locate by content
-        a = max(0, answer.text.find(answer.highlight))
-        b = a + len(answer.highlight)
-        lines.append(f"「{answer.text[:a]}【{answer.text[a:b]}】{answer.text[b:]}」")
-        lines.append(f"—— {answer.section}（{answer.source}，第 {answer.start}–{answer.end} 字符）")
+    if answer.parts:
+        lines.append(answer.message)
+        for part in answer.parts:
+            lines.append("")
+            lines.append(f"【{part.label}】")
+            lines.extend(_quote_lines(part))
     else:
-        lines.append("报告中没有找到这个问题的答案。")
-        if answer.passages:
+        lines.extend(_quote_lines(answer))
+        if not answer.found and answer.passages:
             lines.append("相关段落：")
     lines.append("")
     for i, p in enumerate(answer.passages, 1):
-        lines.append(f"[{i}] {p.section}  (score {p.score:.4f}, {p.source} {p.start}–{p.end})")
+        lines.append(f"[{i}] {p.citation or p.section}  (score {p.score:.4f}, {p.source} {p.start}–{p.end})")
         lines.append(f"    {p.text[:160]}{'…' if len(p.text) > 160 else ''}")
     return "\n".join(lines)
 
 
+def _quote_lines(answer) -> list[str]:
+    if not answer.found:
+        return ["报告中没有找到这个问题的答案。"]
+    # offsets are into the file and the text may skip page-break newlines: locate by content
+    a = max(0, answer.text.find(answer.highlight))
+    b = a + len(answer.highlight)
+    return [f"「{answer.text[:a]}【{answer.text[a:b]}】{answer.text[b:]}」",
+            f"—— {answer.citation or answer.section}（{answer.source}，第 {answer.start}–{answer.end} 字符）"]
+
+
+def _filters(args) -> dict | None:
+    from .filters import parse_filter_args
+
+    return parse_filter_args(getattr(args, "filter", None)) or None
+
+
 def cmd_ask(args) -> int:
+    filters = _filters(args)
     eng = _engine(args)
-    ans = eng.ask(args.question, k=args.k, history=args.history or ())
+    ans = eng.ask(args.question, k=args.k, history=args.history or (), filters=filters)
     print(answer_to_json(ans) if args.json else format_answer(ans))
     return 0
 
@@ -90,9 +109,10 @@ def cmd_ask(args) -> int:
 def cmd_chat(args) -> int:
     from .errors import QuestionError
 
+    filters = _filters(args)
     eng = _engine(args)
     history: list[str] = []
-    print("海拉尔区 2025 年政府工作报告问答（输入问题，空行或 Ctrl-D 退出）")
+    print("政府工作报告问答（输入问题，空行或 Ctrl-D 退出）")
     while True:
         try:
             q = input("问> ").strip()
@@ -101,7 +121,7 @@ def cmd_chat(args) -> int:
         if not q:
             break
         try:
-            ans = eng.ask(q, k=args.k, history=history)
+            ans = eng.ask(q, k=args.k, history=history, filters=filters)
         except QuestionError as exc:
             print(f"[!] {exc}")
             continue
@@ -112,13 +132,37 @@ def cmd_chat(args) -> int:
 
 def cmd_index(args) -> int:
     from .embedder import make_embedder
-    from .index import build_index
 
     s = _settings(args)
-    folder, errors = build_index(s.corpus_dir, s.index_dir, make_embedder(s.model, s.backend), s.chunk,
-                                 progress=lambda m: print(m, file=sys.stderr), show_bar=True)
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.workers or args.scheduler:
+        import functools
+
+        from .distributed import build_distributed
+
+        report = build_distributed(s.corpus_dir, s.index_dir,
+                                   functools.partial(make_embedder, s.model, s.backend, threads=1), s.chunk,
+                                   workers=args.workers or 2, scheduler=args.scheduler,
+                                   shard_dir=Path(args.shards) if args.shards else None, progress=say)
+        folder, errors = report.folder, report.errors
+        say(f"{report.shards_built} shard(s) built, {report.shards_reused} reused; "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items()))
+    else:
+        from .index import build_index
+
+        folder, errors = build_index(s.corpus_dir, s.index_dir, make_embedder(s.model, s.backend), s.chunk,
+                                     progress=say, show_bar=True)
     print(f"index written to {folder}")
     return 1 if errors and args.strict else 0
+
+
+def cmd_synth(args) -> int:
+    from .synth import write_corpus
+
+    paths = write_corpus(Path(args.out), args.reports, seed=args.seed, small=args.small,
+                         include_seed=not args.no_seed_report)
+    print(f"{len(paths)} report(s) written to {args.out}")
+    return 0
 
 
 def _port_taken(host: str, port: int) -> UsageError:
@@ -158,6 +202,10 @@ def cmd_serve(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if args.suite == "multi":
+        from .multieval import main as multi_main
+
+        return multi_main(args, _settings(args))
     from .evaluate import main as eval_main
 
     if args.questions and not Path(args.questions).is_file():
@@ -173,6 +221,10 @@ def cmd_fit(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.scale:
+        from .scalebench import main as scale_main
+
+        return scale_main(args, _settings(args))
     from .bench import main as bench_main
 
     return bench_main(args, _settings(args))
@@ -228,19 +280,40 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the Answer as JSON")
     a.add_argument("--history", action="append", help="an earlier question, for follow-ups (repeatable)")
     a.add_argument("--no-build", action="store_true", help="fail instead of building a missing/stale index")
+    a.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="search only matching reports: region=, year=, level=, title=, date=, source= "
+                        "(repeatable; a,b for any of several)")
     a.set_defaults(fn=cmd_ask)
 
     c = sub.add_parser("chat", parents=[common], help="interactive question loop in the terminal")
     c.add_argument("-k", type=int, default=3)
+    c.add_argument("--filter", action="append", metavar="KEY=VALUE", help="as for ask")
     c.set_defaults(fn=cmd_chat)
 
     i = sub.add_parser("index", parents=[common], help="build the index")
     i.add_argument("--strict", action="store_true", help="exit 1 if any corpus file was skipped")
+    i.add_argument("--workers", type=int, default=0,
+                   help="build on a local Dask cluster of N worker processes (one thread each)")
+    i.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="build on this running Dask scheduler's workers instead of a local cluster")
+    i.add_argument("--shards", default=None,
+                   help="shard folder for a distributed build (default <index>/.shards; on a cluster, a path every "
+                        "worker sees)")
     i.set_defaults(fn=cmd_index)
+
+    y = sub.add_parser("synth", help="write the generated multi-report test corpus (deterministic)")
+    y.add_argument("out", help="folder to write the reports into")
+    y.add_argument("--reports", type=int, default=10, help="number of reports (default 10)")
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--small", action="store_true", help="few sections per report (fast test corpora)")
+    y.add_argument("--no-seed-report", action="store_true", help="leave out the real report itself")
+    y.set_defaults(fn=cmd_synth)
 
     s = sub.add_parser("serve", parents=[common], help="start the web chat")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=_port, default=7860, help="port to listen on (default 7860)")
+    s.add_argument("--no-build", action="store_true",
+                   help="fail instead of building a missing/stale index (replicas sharing one index)")
     s.set_defaults(fn=cmd_serve)
 
     e = sub.add_parser("eval", parents=[common], help="run the evaluation benchmark")
@@ -249,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--configs", default="bm25,dense,hybrid", help="comma-separated retrieval configs to compare")
     e.add_argument("--check", action="store_true", help="exit 1 if the default config is below the floors")
     e.add_argument("--split", choices=["dev", "blind"], default=None, help="only this split (default: both)")
+    e.add_argument("--suite", choices=["report", "multi"], default="report",
+                   help="report: the real report's questions (default); multi: the generated multi-report corpus "
+                        "and eval/multi/questions.jsonl (corpus and index in --out, default eval/results/multi)")
+    e.add_argument("--write-questions", action="store_true", help="with --suite multi: regenerate its questions")
     e.add_argument("--no-build", action="store_true")
     e.set_defaults(fn=cmd_eval)
 
@@ -265,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="results folder (default eval/results)")
     b.add_argument("--scales", default="10,100,1000", help="index scale factors to measure")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (for CI smoke runs)")
+    b.add_argument("--scale", action="store_true",
+                   help="many reports: the build on one process vs. a local Dask cluster, and the generated corpus at "
+                        "--scales reports as real indexes (eval/results/bench-scale.json)")
+    b.add_argument("--build-reports", type=int, default=10, help="with --scale: reports in the build comparison")
+    b.add_argument("--only-build", action="store_true", help="with --scale: only the build comparison "
+                                                                "(eval/results/bench-scale-build.json)")
     b.set_defaults(fn=cmd_bench)
     f = sub.add_parser("feedback", help="feedback given in the web chat: stats, or export 👎 rows for review")
     f.add_argument("action", choices=["stats", "export"],

@@ -14,13 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .docmeta import DocMeta, document_meta, front_matter, parse_title_block, read_sidecar, sidecar_path
 from .errors import CorpusError
 
-__all__ = ["Doc", "Section", "Span", "clean", "load_corpus", "read_text", "sections"]
+__all__ = ["Doc", "DocMeta", "Section", "Span", "clean", "corpus_digests", "corpus_files", "doc_digest", "load_corpus", "load_doc",
+           "read_text", "sections"]
 
 CORPUS_SUFFIXES = (".md", ".txt")
-# Lines that are PDF page furniture, not report text.
+# Lines that are PDF page furniture, not report text: a gazette's running footer ("海拉尔区政府公报")
+# and page numbers ("— 12 —").
 FOOTERS = ("海拉尔区政府公报",)
+_FOOTER = re.compile(r"[\u4e00-\u9fff]{1,16}政府公报|[-—–]\s*\d{1,4}\s*[-—–]")
 # A paragraph ending in one of these is complete; otherwise a page break cut it.
 _END = "。！？：；!?:;”’）)"
 _HAN = r"\u4e00-\u9fff"
@@ -78,7 +82,8 @@ class Span:
 class Doc:
     source: str  # file name relative to the corpus folder
     text: str  # the file's text, exactly as on disk
-    sha256: str
+    sha256: str  # of the file, and of its metadata sidecar when it has one (editing either rebuilds)
+    meta: DocMeta = DocMeta()  # which report it is (docmeta.py)
 
 
 @dataclass(frozen=True)
@@ -114,22 +119,76 @@ def read_text(path: Path) -> str:
     return text
 
 
-def load_corpus(folder: Path) -> tuple[list[Doc], list[CorpusError]]:
-    """Every *.md/*.txt under ``folder`` (sorted); bad files are reported, the rest still load."""
-    import hashlib
-
+def corpus_files(folder: Path) -> list[Path]:
+    """The corpus's *.md/*.txt files, sorted (the order of documents in the index)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CorpusError(f"corpus folder {folder} does not exist: create it or pass --corpus")
-    docs, errors = [], []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES):
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES)
+
+
+def doc_digest(path: Path) -> str:
+    """sha256 of a corpus file and of its metadata sidecar, if any (what the manifest records)."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes())
+    side = sidecar_path(path)
+    if side is not None:
+        digest.update(b"\0meta\0" + side.read_bytes())
+    return digest.hexdigest()
+
+
+def load_doc(path: Path, folder: Path) -> tuple[Doc, list[CorpusError]]:
+    """One corpus file with its metadata. Raises CorpusError for an unusable file; a bad sidecar or
+    front matter is reported in the returned list and the title block's metadata is used instead."""
+    path = Path(path)
+    text = read_text(path)
+    problems: list[CorpusError] = []
+    side = sidecar_path(path)
+    fields: dict = {}
+    if side is not None:
         try:
-            text = read_text(path)
+            fields = read_sidecar(side)
+        except CorpusError as exc:
+            problems.append(exc)
+    try:
+        meta = document_meta(text, fields, where=str(path))
+    except CorpusError as exc:  # malformed front matter: keep what the title block and sidecar say
+        problems.append(exc)
+        from dataclasses import replace
+
+        meta = replace(parse_title_block(text), **fields)
+    return Doc(path.relative_to(Path(folder)).as_posix(), text, doc_digest(path), meta), problems
+
+
+def corpus_digests(folder: Path) -> dict[str, str]:
+    """{source: digest} of the files `load_corpus` would index, without keeping their texts (what a
+    serving replica checks its index against: a large corpus is read once, not held)."""
+    folder = Path(folder)
+    out = {}
+    for path in corpus_files(folder):
+        try:
+            read_text(path)
+        except CorpusError:
+            continue
+        out[path.relative_to(folder).as_posix()] = doc_digest(path)
+    if not out:
+        raise CorpusError(f"corpus folder {folder} has nothing to index (no readable .md or .txt files)")
+    return out
+
+
+def load_corpus(folder: Path) -> tuple[list[Doc], list[CorpusError]]:
+    """Every *.md/*.txt under ``folder`` (sorted); bad files are reported, the rest still load."""
+    folder = Path(folder)
+    docs, errors = [], []
+    for path in corpus_files(folder):
+        try:
+            doc, problems = load_doc(path, folder)
         except CorpusError as exc:
             errors.append(exc)
             continue
-        rel = path.relative_to(folder).as_posix()
-        docs.append(Doc(rel, text, hashlib.sha256(path.read_bytes()).hexdigest()))
+        docs.append(doc)
+        errors.extend(problems)
     if not docs:
         detail = "; ".join(str(e) for e in errors) or "no .md or .txt files"
         raise CorpusError(f"corpus folder {folder} has nothing to index ({detail})")
@@ -150,8 +209,8 @@ def clean(text: str) -> list[Span]:
       one: "…重点项目 30 个，" + "完成投资 37.56 亿元…", "君尚玖号周" + "边道路".
     """
     paragraphs: list[Span] = []
-    pos = 0
-    for block in re.split(r"(\n[ \t]*\n+)", text):
+    _, pos = front_matter(text)  # metadata, not report text (docmeta.py reads it)
+    for block in re.split(r"(\n[ \t]*\n+)", text[pos:]):
         start = pos
         pos += len(block)
         if not block.strip() or block.startswith("\n") and not block.strip():
@@ -167,7 +226,7 @@ def clean(text: str) -> list[Span]:
                 span = span[m.end():]
                 heading = True
             span = span.strip()
-            if span.text and span.text not in FOOTERS:
+            if span.text and span.text not in FOOTERS and not _FOOTER.fullmatch(span.text):
                 lines.append(span)
         if not lines:
             continue

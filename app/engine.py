@@ -20,14 +20,15 @@ import numpy as np
 from .bridge import Bridge
 from .dialogue import Turn, interpret
 from .config import Settings
-from .corpus import load_corpus
+from .corpus import Doc, corpus_digests
 from .embedder import Embedder, make_embedder
-from .errors import IndexError_, QuestionError, StaleIndexError
+from .errors import FilterError, IndexError_, QuestionError, StaleIndexError
+from .filters import select
 from .index import IndexData, build_index, expected_manifest, load_index
 from .lexicon import Lexicon
 from .reader import Reader, ReaderConfig
 from .question import Query, analyze
-from .retrieval import Candidates, RetrievalConfig, Retriever
+from .retrieval import Candidates, RetrievalConfig, Retriever, Scope
 from .textnorm import add_words, expand_query, normalize, tokenize
 
 __all__ = ["Answer", "Engine", "HISTORY_TURNS", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig", "clean_history",
@@ -49,6 +50,10 @@ class Passage:
     end: int
     mark_start: int  # the best-matching sentence inside this passage (file offsets)
     mark_end: int
+    document: str = ""  # the report it is from: "海拉尔区 2025 年政府工作报告"
+    citation: str = ""  # document › section path
+    region: str = ""
+    year: int | None = None  # the report's year (it reviews year − 1 and plans year)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,14 @@ class Answer:
     signals: dict = field(default_factory=dict, compare=False, repr=False)  # the reader's features, for fitting
     intent: str = "question"  # "question", or "smalltalk" (a greeting or thanks: found=False, no quote)
     message: str = ""  # what to say instead of a quote: the small-talk reply, or why nothing was found
+    document: str = ""  # the report quoted: "海拉尔区 2025 年政府工作报告" ("" when not found)
+    citation: str = ""  # "海拉尔区 2025 年政府工作报告 › 二、2025 年主要工作 › …"
+    region: str = ""
+    year: int | None = None
+    # A comparison across reports ("2024年和2025年的…分别是多少？"): one Answer per report named, in the
+    # order named; the fields above are then the first found part's. Empty for an ordinary question.
+    parts: tuple["Answer", ...] = ()
+    label: str = ""  # for a part: what the question named ("2024年", "满洲里市")
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -174,7 +187,8 @@ class Engine:
         """Load the index for ``settings``; (re)build it when missing or stale if ``build``."""
         settings = settings or Settings.from_env()
         embedder = embedder or make_embedder(settings.model, settings.backend)
-        docs, _errors = load_corpus(settings.corpus_dir)
+        # the corpus's file digests only: a replica of a large corpus does not hold its texts
+        docs = [Doc(src, "", digest) for src, digest in corpus_digests(settings.corpus_dir).items()]
         expect = expected_manifest(docs, embedder.model_id, None, settings.chunk,
                                    backend=getattr(embedder, "backend", None))
         try:
@@ -192,16 +206,32 @@ class Engine:
             data = load_index(settings.index_dir, expect)
         return cls(data, embedder, config)
 
+    @property
+    def documents(self):
+        """The index's documents (`index.DocumentEntry`: source, metadata, id ranges), in order."""
+        return self.data.documents
+
+    def scope(self, filters) -> Scope | None:
+        """The documents ``filters`` keep (None: all); FilterError names a bad key or value."""
+        if not filters:
+            return None
+        if not self.data.documents:
+            raise FilterError("this index has no document metadata: rebuild it with `python -m app index`")
+        kept = select(self.data.documents, filters)
+        return None if len(kept) == len(self.data.documents) else Scope.of(kept)
+
     def prepare(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
-                config: RetrievalConfig | None = None) -> "Prepared":
+                config: RetrievalConfig | None = None, filters=None, turn: Turn | None = None) -> "Prepared":
         """Every stage before the reader: clean, interpret the turn, encode, bridge words, retrieve."""
         cfg = config or self.config
+        scope = self.scope(filters)
         q = clean_question(question)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 50:
             raise QuestionError(f"k must be an integer from 1 to 50, got {k!r}")
         hist = clean_history(history)
         timings: dict[str, float] = {}
-        turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+        if turn is None:  # (`ask` passes the turn it already interpreted)
+            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
         if len(turn.resolved) > MAX_QUESTION_CHARS:  # a follow-up adds words: clip, never fail
             turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
         if turn.intent == "smalltalk" or not re.search(r"\w", unicodedata.normalize("NFKC", turn.resolved)):
@@ -219,14 +249,55 @@ class Engine:
                     bridges[w] = tuple({n.term: n for n in (*bridges.get(w, ()), *bridges[p])}.values())
         timings["encode"] = time.perf_counter() - t
         bridged = tuple(t for ns in bridges.values() for n in ns for t in tokenize(n.term, normalized=True))
-        cands = self.retriever.search(turn.resolved, query.norm, qvec, cfg, timings, extra_tokens=bridged)
+        cands = self.retriever.search(turn.resolved, query.norm, qvec, cfg, timings, extra_tokens=bridged, scope=scope)
         return Prepared(q, turn, query, qvec, bridges, bridged, cands, timings)
 
     def ask(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
-            config: RetrievalConfig | None = None) -> Answer:
-        """Answer ``question`` from the report; see `Answer`. Raises QuestionError on unusable input."""
+            config: RetrievalConfig | None = None, filters=None) -> Answer:
+        """Answer ``question`` from the reports; see `Answer`. ``filters`` (``{"region": …, "year": …}``,
+        filters.py) keep only some documents, before any ranking. A question naming several reports
+        gets one part per report (compare.py). Raises QuestionError (FilterError) on unusable input."""
+        from .compare import narrow, plan
+
+        turn = None
+        if len(self.data.documents) > 1:
+            q = clean_question(question)
+            hist = clean_history(history)
+            cfg = config or self.config
+            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+            if len(turn.resolved) > MAX_QUESTION_CHARS:  # as in prepare: clip, never fail
+                turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
+            if turn.intent == "question":
+                docs = select(self.data.documents, filters) if filters else self.data.documents
+                parts = plan(turn.resolved, docs)
+                if parts:
+                    return self._compare(q, turn.resolved, parts, k, config, filters)
+                mine = narrow(turn.resolved, docs)
+                if len(mine) < len(docs):  # the question names one region: search its reports
+                    filters = {**(filters or {}), "source": [d.source for d in mine]}
+        return self._ask_one(question, k, history, config=config, filters=filters, turn=turn)
+
+    def _compare(self, q: str, resolved: str, parts, k: int, config, filters) -> Answer:
+        t = time.perf_counter()
+        answers = []
+        for part in parts:
+            sub = dict(filters or {})
+            sub["source"] = list(part.sources)
+            a = self._ask_one(part.question, k, (), config=config, filters=sub)
+            answers.append(replace(a, label=part.label))
+        lead = next((a for a in answers if a.found), answers[0])
+        passages = []  # each report's passages in turn, best first, until k
+        for i in range(max(len(a.passages) for a in answers) if answers else 0):
+            passages.extend(a.passages[i] for a in answers if i < len(a.passages))
+        timings = {"total": time.perf_counter() - t}
+        return replace(lead, question=q, resolved_question=resolved, passages=tuple(passages[:k]), timings=timings,
+                       signals={}, parts=tuple(answers), label="",
+                       message=f"比较 {len(answers)} 份报告：" + "；".join(a.label for a in answers))
+
+    def _ask_one(self, question: object, k: int = 5, history: Sequence[str] | str | None = (), *,
+                 config: RetrievalConfig | None = None, filters=None, turn: Turn | None = None) -> Answer:
         t_all = time.perf_counter()
-        prep = self.prepare(question, k, history, config=config)
+        prep = self.prepare(question, k, history, config=config, filters=filters, turn=turn)
         q, turn, timings = prep.question, prep.turn, prep.timings
         if turn.intent == "smalltalk":
             return replace(self._not_found(q, "", (), 0.0, timings), intent="smalltalk", message=turn.reply)
@@ -243,21 +314,34 @@ class Engine:
         best = reading.sentence
         chunk = self.data.chunks[best.chunk]
         a, b = reading.span
+        doc, citation, region, year = self._document(chunk)
         return Answer(
             question=q, found=True, text=best.text, section=chunk.breadcrumb, source=chunk.source,
             start=best.start, end=best.end, highlight=best.text[a:b],
             highlight_start=best.offsets[a], highlight_end=best.offsets[b - 1] + 1,
             score=round(reading.score, 4), resolved_question=turn.resolved, passages=passages, timings=timings,
-            signals=reading.signals,
+            signals=reading.signals, document=doc, citation=citation, region=region, year=year,
         )
+
+    def _document(self, chunk) -> tuple[str, str, str, int | None]:
+        """(document label, citation, region, year) of a chunk's report."""
+        entry = self.data.document(chunk.source)
+        meta = entry.meta if entry is not None else None
+        label = meta.label(chunk.source) if meta is not None else chunk.source
+        # the title block's own heading is the document's title (perhaps spelt without its year)
+        first = chunk.path[0] if chunk.path else ""
+        title_block = first == label or ("工作报告" in first and not re.match(r"[一二三四五六七八九十]+、", first))
+        path = chunk.path[1:] if title_block else chunk.path
+        return label, " › ".join((label, *path)), (meta.region if meta else ""), (meta.year if meta else None)
 
     def _passages(self, ids, fused, marks) -> tuple[Passage, ...]:
         out = []
         for c in ids:
             ch = self.data.chunks[c]
             m = marks.get(c)
+            doc, citation, region, year = self._document(ch)
             out.append(Passage(ch.text, ch.breadcrumb, round(float(fused.get(c, 0.0)), 6), ch.source, ch.start, ch.end,
-                               m.start if m else -1, m.end if m else -1))
+                               m.start if m else -1, m.end if m else -1, doc, citation, region, year))
         return tuple(out)
 
     def _not_found(self, q, resolved, passages, score, timings) -> Answer:

@@ -6,11 +6,12 @@
     │   └── StaleIndexError    built from other corpus files or settings than the current ones
     ├── ModelError         the embedding model cannot be loaded or converted
     └── QuestionError      a question that cannot be asked (not a string, empty, too long)
+        └── FilterError        a metadata filter with an unknown key, a bad value, or no document matching
 """
 
 from __future__ import annotations
 
-__all__ = ["AppError", "CorpusError", "IndexError_", "ModelError", "QuestionError", "StaleIndexError"]
+__all__ = ["AppError", "CorpusError", "IndexError_", "ModelError", "QuestionError", "FilterError", "StaleIndexError"]
 
 
 class AppError(Exception):
@@ -34,4 +35,8 @@ class ModelError(AppError):
 
 
 class QuestionError(AppError, ValueError):
+    pass
+
+
+class FilterError(QuestionError):
     pass

@@ -56,11 +56,13 @@ def answer_plain_text(answer: Answer) -> str:
     """What the copy button copies: the quote with 【】 around the span, and where it is from."""
     if answer.intent == "smalltalk":
         return answer.message
+    if answer.parts:
+        return "\n\n".join(f"{p.label}：{answer_plain_text(p)}" for p in answer.parts)
     if not answer.found:
         return NOT_FOUND
     before, span, after = quote_with_span(answer)
     quote = f"「{before}【{span}】{after}」" if span else f"「{answer.text}」"
-    return (f"{quote}\n—— {answer.section}（{answer.source}，第 {answer.start}–{answer.end} 字符；"
+    return (f"{quote}\n—— {answer.citation or answer.section}（{answer.source}，第 {answer.start}–{answer.end} 字符；"
             f"答案 {answer.highlight_start}–{answer.highlight_end}）")
 
 
@@ -75,24 +77,31 @@ def conversation_markdown(answers: Iterable[Answer], base_url: str = "", title: 
         lines += [f"## {n}. {_md(a.question)}", ""]
         if a.resolved_question and a.resolved_question != a.question:
             lines += [f"（按“{_md(a.resolved_question)}”理解）", ""]
-        loc = answer_location(a)
         if a.intent == "smalltalk":  # a greeting or thanks: the reply, no quote
             lines += [_md(a.message), ""]
-        elif loc is None:
-            lines += [f"> {NOT_FOUND}", ""]
+        elif a.parts:  # a comparison across reports: one quote per report named
+            for part in a.parts:
+                lines += [f"**{_md(part.label)}**", "", *_quote_lines(part, link)]
         else:
-            before, span, after = quote_with_span(a)
-            quote = f"「{_md(before)}【{_md(span)}】{_md(after)}」" if span else f"「{_md(a.text)}」"
-            lines += [
-                f"> {quote}", "",
-                f"—— {_md(a.section)}  ",
-                f"文件 {_md(a.source)}，第 {a.start}–{a.end} 字符；答案 {a.highlight_start}–{a.highlight_end} 字符  ",
-                f"[在报告中查看]({link(loc)})", "",
-            ]
+            lines += _quote_lines(a, link)
         if a.passages:
             lines += ["来源：" if a.found else "相关段落：", ""]
             for i, p in enumerate(a.passages, 1):
-                lines.append(f"{i}. {_md(p.section)}（{_md(p.source)}，第 {p.start}–{p.end} 字符）"
+                lines.append(f"{i}. {_md(p.citation or p.section)}（{_md(p.source)}，第 {p.start}–{p.end} 字符）"
                              f" [查看]({link(passage_location(p))})")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _quote_lines(a: Answer, link) -> list[str]:
+    loc = answer_location(a)
+    if loc is None:
+        return [f"> {NOT_FOUND}", ""]
+    before, span, after = quote_with_span(a)
+    quote = f"「{_md(before)}【{_md(span)}】{_md(after)}」" if span else f"「{_md(a.text)}」"
+    return [
+        f"> {quote}", "",
+        f"—— {_md(a.citation or a.section)}  ",
+        f"文件 {_md(a.source)}，第 {a.start}–{a.end} 字符；答案 {a.highlight_start}–{a.highlight_end} 字符  ",
+        f"[在报告中查看]({link(loc)})", "",
+    ]

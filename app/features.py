@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .answer import section_time
+from .answer import section_time, section_year
 from .bridge import Neighbour
 from .chunking import Chunk, Sentence
 from .lexicon import Lexicon
@@ -64,6 +64,7 @@ class Pool:
     glossary_named: frozenset  # glossary chunk ids whose term the question names
     paths: tuple = ()  # the section path of each candidate's chunk
     on_topic: float = 0.0  # cosine of the question with the corpus centroid: how much it is about the report at all
+    within: object = None  # the chunks a filter keeps (vectors.Subset), or None: words are present or absent there
 
 
 def _coverage(terms: Sequence[str], weights: Sequence[float], hay: str) -> float:
@@ -93,8 +94,10 @@ def _is_heading(s: Sentence, chunk: Chunk) -> bool:
 
 
 def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequence[Chunk], lex: Lexicon,
-                      first_section: dict, hub: np.ndarray) -> np.ndarray:
-    """One row per candidate, columns in `SENTENCE_FEATURES` order."""
+                      first_section: dict, hub: np.ndarray, years: dict | None = None) -> np.ndarray:
+    """One row per candidate, columns in `SENTENCE_FEATURES` order. ``years``: each source file's
+    report year, against which the question's time words and the sections' tenses are read."""
+    years = years or {}
     q = pool.query
     terms = list(q.terms)
     weights = [max(lex.idf(t), 0.1) for t in terms]
@@ -114,7 +117,9 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
         sent_norm = normalize(c.path[-1] + " " + s.text)
         chunk_norm = lex.chunk_norm[c.id]
         types = sentence_types(s.text)
-        st = section_time(c.path)
+        year = years.get(c.source)
+        st = section_time(c.path, year)
+        frame = q.time_in(year)
         f = {
             "dense": float(pool.dense[i]),
             "dense_gap": float(pool.dense[i]) - dmax,
@@ -135,11 +140,13 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
         units = sentence_units(s.text)
         f["unit_match"] = float(bool(q.units & units))
         f["unit_lacks"] = float(bool(q.units) and not (q.units & units))
-        f["time_match"] = float(bool(q.time and st == q.time))
-        f["time_clash"] = float(bool(q.time and st and st != q.time))
+        f["time_match"] = float(bool(frame and st == frame))
+        f["time_clash"] = float(bool(frame and st and st != frame))
         if q.years:
             have = set(re.findall(r"(?:19|20)\d\d", c.breadcrumb + c.text))
-            have |= {"past": {"2024"}, "future": {"2025"}}.get(st or "", set())
+            about = section_year(c.path, year)
+            if about is not None:
+                have.add(str(about))
             f["year_clash"] = float(bool(q.years - have))
         else:
             f["year_clash"] = 0.0
@@ -170,7 +177,7 @@ def question_features(pool: Pool, X: np.ndarray, scores: np.ndarray, best: int, 
     second = float(scores[order[1]]) if len(order) > 1 else float(scores[best]) - 5.0
     dense_sorted = np.sort(pool.dense)[::-1]
     terms = list(q.terms)
-    absent = [t for t in terms if not lex.present(t)]
+    absent = [t for t in terms if not lex.present(t, pool.within)]
     weights = {t: max(lex.idf(t), 0.1) for t in terms}
     wsum = sum(weights.values()) or 1.0
     bridged_sim = [max((n.similarity for n in pool.bridges.get(t, ())), default=0.0) for t in absent]
@@ -183,7 +190,7 @@ def question_features(pool: Pool, X: np.ndarray, scores: np.ndarray, best: int, 
     hay = lex.sentence_norm[s] + normalize(" ".join(chunks_path(pool, best)))
     missing = [t for t in terms if t not in hay and not any(n.term in hay for n in pool.bridges.get(t, ()))]
     idf_cap = lex.idf_cap
-    miss_idf = max((min(lex.idf(t), idf_cap) if lex.present(t) else idf_cap for t in missing), default=0.0)
+    miss_idf = max((min(lex.idf(t), idf_cap) if lex.present(t, pool.within) else idf_cap for t in missing), default=0.0)
     f = {
         "reader_score": float(scores[best]),
         "reader_margin": float(scores[best]) - second,
@@ -194,7 +201,7 @@ def question_features(pool: Pool, X: np.ndarray, scores: np.ndarray, best: int, 
         "cov_chunk": row[col["cov_chunk"]],
         "absent": sum(weights[t] for t in absent) / wsum,
         "absent_bridged_sim": float(np.mean(bridged_sim)) if bridged_sim else 1.0,
-        "oov_bigrams": (sum(not lex.present(b) for b in bigrams) / len(bigrams)) if bigrams else 0.0,
+        "oov_bigrams": (sum(not lex.present(b, pool.within) for b in bigrams) / len(bigrams)) if bigrams else 0.0,
         "miss_idf": miss_idf / idf_cap,
         "type_lacks": float(sum(row[col[f"want_{t}_lacks"]] for t in ANSWER_TYPES)),
         "unit_lacks": row[col["unit_lacks"]],

@@ -12,6 +12,8 @@ Layout of `index/`:
         vocab.json, vocab.npy   the report's own words and their vectors, for the word bridge (bridge.py)
         bm25-chunks/        bm25s's own save format (JSON vocab + params, .npy CSC matrix), loaded
         bm25-sentences/     memory-mapped, so opening a large index does no re-indexing
+        documents.json      one entry per document in index order: source file, metadata (docmeta.py),
+                            and the ranges of chunk and sentence ids it holds (filters use them)
     .lock                   held while building, so two builds never interleave
 
 A build writes a new folder and only then points CURRENT at it, so a crash mid-build
@@ -28,8 +30,9 @@ import os
 import shutil
 import time
 from bisect import bisect_right
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,13 +40,17 @@ import numpy as np
 
 from .chunking import Chunk, ChunkSettings, Sentence, chunk_sections
 from .corpus import Doc, load_corpus, sections
+from .docmeta import DocMeta
 from .embedder import Embedder
 from .errors import CorpusError, IndexError_, StaleIndexError
 
-__all__ = ["FORMAT", "HNSW_THRESHOLD", "IndexData", "bm25_model", "build_index", "expected_manifest", "load_index",
-           "make_faiss", "write_build"]
+__all__ = ["FORMAT", "HNSW_THRESHOLD", "DocPart", "DocumentEntry", "IndexData", "bm25_model", "build_index",
+           "document_part", "expected_manifest", "finish_build", "join_parts", "load_index", "make_faiss", "new_build",
+           "write_build", "write_files"]
 
-FORMAT = 3  # 2: the word-bridge vocabulary; 3: BM25 stored (bm25s), tokens.json, the encoder backend in the manifest
+# 2: the word-bridge vocabulary; 3: BM25 stored (bm25s), tokens.json, the encoder backend in the manifest;
+# 4: documents.json (metadata and id ranges per document)
+FORMAT = 4
 BM25_DIRS = ("bm25-chunks", "bm25-sentences")
 # Above this many vectors an approximate HNSW index replaces exact search (see `app bench`).
 HNSW_THRESHOLD = 50_000
@@ -63,6 +70,52 @@ class IndexData:
     vocab_vectors: np.ndarray | None = None
     bm25_chunks: object = None  # bm25s.BM25 over chunk_tokens (memory-mapped), None if not stored
     bm25_sentences: object = None  # the same over sentence_tokens
+    documents: tuple["DocumentEntry", ...] = ()  # in index order; each names its chunk and sentence id ranges
+
+    def document(self, source: str) -> "DocumentEntry | None":
+        by = self.__dict__.get("_by_source")
+        if by is None:
+            by = {d.source: d for d in self.documents}
+            object.__setattr__(self, "_by_source", by)  # a cache of the field above, not state
+        return by.get(source)
+
+
+@dataclass(frozen=True)
+class DocumentEntry:
+    """One document of an index: its file, what report it is, and where its ids lie."""
+
+    source: str
+    meta: DocMeta
+    chunks: tuple[int, int]  # chunk ids [start, end)
+    sentences: tuple[int, int]  # sentence ids [start, end)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, **self.meta.to_dict(), "chunks": list(self.chunks),
+                "sentences": list(self.sentences)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DocumentEntry":
+        return cls(d["source"], DocMeta.from_dict(d), tuple(d["chunks"]), tuple(d["sentences"]))
+
+
+@dataclass(frozen=True)
+class DocPart:
+    """One document read, sectioned, chunked and tokenised — ids local to it (0-based). The unit a
+    build works in: the single-process build joins them, the distributed build (distributed.py)
+    makes one per task and writes it to a shard."""
+
+    source: str
+    meta: DocMeta
+    n_sections: int
+    chunks: tuple[Chunk, ...]
+    sentences: tuple[Sentence, ...]
+    chunk_tokens: tuple[tuple[str, ...], ...]
+    sentence_tokens: tuple[tuple[str, ...], ...]
+    words: dict = field(default_factory=dict)  # vocabulary counts (bridge.vocabulary_counts)
+
+    def texts(self) -> list[str]:
+        """What the model embeds, chunks first, then sentences."""
+        return [chunk_text(c) for c in self.chunks] + [sentence_text(s, self.chunks[s.chunk]) for s in self.sentences]
 
 
 def _sha(path: Path) -> str:
@@ -102,21 +155,17 @@ def sentence_text(s: Sentence, chunk: Chunk) -> str:
     return f"{chunk.path[-1]}：{s.text}"
 
 
-def make_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD):
-    import faiss
+def make_faiss(vectors: np.ndarray, hnsw_threshold: int = HNSW_THRESHOLD, kind: str | None = None):
+    """The chunk index for these vectors, its kind chosen by their number (vectors.py); above
+    ``hnsw_threshold`` at least HNSW (a test can force the approximate kind on small data)."""
+    from .vectors import choose_kind, make_index
 
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = vectors.shape[1]
-    if len(vectors) > hnsw_threshold:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        # `app bench` at 98k chunks: efSearch 128 → recall@10 0.84, 512 → 0.96, 1024 → 0.98 (1.5 ms/query)
-        index.hnsw.efSearch = 1024
-    else:
-        # Vectors are L2-normalised, so inner product = cosine similarity.
-        index = faiss.IndexFlatIP(dim)
-    index.add(vectors)
-    return index
+    n = len(vectors)
+    if kind is None:
+        kind = choose_kind(n)
+        if kind == "flat" and n > hnsw_threshold:
+            kind = "hnsw"
+    return make_index(vectors, kind)
 
 
 def expected_manifest(docs: list[Doc], model_id: str, dim: int | None, chunk: ChunkSettings, *,
@@ -211,6 +260,43 @@ class RunOffsets(Sequence[int]):
         return f"RunOffsets({self._runs!r})"
 
 
+def document_part(doc: Doc, chunk: ChunkSettings) -> DocPart:
+    """Sections, chunks, sentences, BM25 tokens and vocabulary counts of one document. Depends on
+    nothing but the document and the settings (the segmenter learns only this document's section
+    titles), so any process computes the same part."""
+    from .bridge import vocabulary_counts
+    from .textnorm import document_segmenter, tokenize
+
+    secs = sections(doc)
+    chunks, sents = chunk_sections(secs, chunk)
+    with document_segmenter().words(p[-1] for p in {s.path for s in secs}) as jb:
+        ctoks = tuple(tuple(tokenize(chunk_text(c), jb=jb)) for c in chunks)
+        stoks = tuple(tuple(tokenize(s.text, jb=jb)) for s in sents)
+        words = vocabulary_counts((c.text for c in chunks), sorted({p for c in chunks for p in c.path}), jb)
+    return DocPart(doc.source, doc.meta, len(secs), tuple(chunks), tuple(sents), ctoks, stoks, dict(words))
+
+
+def join_parts(parts: Iterable[DocPart]):
+    """Documents in order → global ids: (chunks, sentences, chunk tokens, sentence tokens, entries, word counts)."""
+    chunks: list[Chunk] = []
+    sents: list[Sentence] = []
+    ctoks: list = []
+    stoks: list = []
+    entries: list[DocumentEntry] = []
+    words: Counter = Counter()
+    n_secs = 0
+    for p in parts:
+        c0, s0 = len(chunks), len(sents)
+        chunks.extend(replace(c, id=c.id + c0, section=c.section + n_secs) for c in p.chunks)
+        sents.extend(replace(s, id=s.id + s0, chunk=s.chunk + c0, section=s.section + n_secs) for s in p.sentences)
+        ctoks.extend(p.chunk_tokens)
+        stoks.extend(p.sentence_tokens)
+        words.update(p.words)
+        n_secs += p.n_sections
+        entries.append(DocumentEntry(p.source, p.meta, (c0, len(chunks)), (s0, len(sents))))
+    return chunks, sents, ctoks, stoks, entries, words
+
+
 def build_index(
     corpus_dir: Path,
     index_dir: Path,
@@ -223,7 +309,7 @@ def build_index(
     """Build a new index folder and make it current. Returns (folder, skipped-file errors)."""
     from filelock import FileLock
 
-    from .textnorm import add_words, tokenize
+    from .bridge import top_vocabulary
 
     say = progress or (lambda _msg: None)
     index_dir = Path(index_dir)
@@ -232,20 +318,17 @@ def build_index(
         docs, errors = load_corpus(corpus_dir)
         for e in errors:
             say(f"skipped: {e}")
-        secs = [s for d in docs for s in sections(d)]
-        chunks, sents = chunk_sections(secs, chunk)
-        say(f"{len(docs)} file(s), {len(secs)} sections, {len(chunks)} chunks, {len(sents)} sentences")
-        add_words(p[-1] for p in {s.path for s in secs})
-        chunk_tokens = [tokenize(chunk_text(c)) for c in chunks]
-        sent_tokens = [tokenize(s.text) for s in sents]
+        parts = [document_part(d, chunk) for d in docs]
+        n_secs = sum(p.n_sections for p in parts)
+        chunks, sents, chunk_tokens, sent_tokens, entries, words = join_parts(parts)
+        del parts
+        say(f"{len(docs)} file(s), {n_secs} sections, {len(chunks)} chunks, {len(sents)} sentences")
         t0 = time.perf_counter()
         # One call for chunks and sentences: one progress bar, and the embedder sorts them all by length.
         texts = [chunk_text(c) for c in chunks] + [sentence_text(s, chunks[s.chunk]) for s in sents]
         vecs = embedder.embed_documents(texts, **({"progress": True} if show_bar else {}))
         cvec, svec = vecs[: len(chunks)], vecs[len(chunks):]
-        from .bridge import report_vocabulary
-
-        vocab = report_vocabulary((c.text for c in chunks), {p for c in chunks for p in c.path})
+        vocab = top_vocabulary(words)
         vvec = embedder.embed_queries(vocab) if vocab else np.zeros((0, cvec.shape[1]), dtype=np.float32)
         secs_taken = time.perf_counter() - t0
         say(f"embedded {len(texts)} texts and {len(vocab)} words in {secs_taken:.1f}s "
@@ -253,62 +336,88 @@ def build_index(
 
         manifest = expected_manifest(docs, embedder.model_id, int(cvec.shape[1]), chunk,
                                      backend=getattr(embedder, "backend", None))
-        counts = {"files": len(docs), "sections": len(secs), "chunks": len(chunks), "sentences": len(sents)}
+        counts = {"files": len(docs), "sections": n_secs, "chunks": len(chunks), "sentences": len(sents)}
         final = write_build(index_dir, manifest, counts, chunks, sents, chunk_tokens, sent_tokens, cvec, svec,
-                            vocab, vvec)
+                            vocab, vvec, entries)
         return final, errors
 
 
 def write_build(index_dir: Path, manifest: dict, counts: dict, chunks, sents, chunk_tokens, sent_tokens,
-                cvec: np.ndarray, svec: np.ndarray, vocab=(), vocab_vectors: np.ndarray | None = None) -> Path:
+                cvec: np.ndarray, svec: np.ndarray, vocab=(), vocab_vectors: np.ndarray | None = None,
+                documents: Sequence[DocumentEntry] = ()) -> Path:
     """Write one build folder (FAISS, vectors, JSON, BM25, manifest with every file's sha256), make it
     current with an atomic switch, and remove older builds. The caller holds the index lock."""
-    import faiss
+    tmp = new_build(index_dir)
+    try:
+        write_files(tmp, chunks, sents, chunk_tokens, sent_tokens, cvec, svec, vocab, vocab_vectors, documents)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return finish_build(index_dir, tmp, manifest, counts)
 
+
+def new_build(index_dir: Path) -> Path:
+    """A fresh temporary build folder inside ``index_dir`` (the caller holds the index lock)."""
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    tmp = index_dir / f".tmp-{stamp}"
+    tmp = Path(index_dir) / f".tmp-{stamp}"
     tmp.mkdir()
+    return tmp
+
+
+def write_files(tmp: Path, chunks, sents, chunk_tokens, sent_tokens, cvec: np.ndarray, svec: np.ndarray, vocab=(),
+                vocab_vectors: np.ndarray | None = None, documents: Sequence[DocumentEntry] = ()) -> None:
+    """Every file of a build into ``tmp``. ``cvec``/``svec`` may be memory-mapped (a distributed build
+    streams them from its shards): FAISS adds them in batches, `np.save` copies them through."""
+    import faiss
     import orjson
 
+    faiss.write_index(make_faiss(cvec), str(tmp / "chunks.faiss"))
+    np.save(tmp / "sentences.npy", svec, allow_pickle=False)
+    if vocab_vectors is None:
+        vocab_vectors = np.zeros((0, svec.shape[1]), dtype=np.float32)
+    np.save(tmp / "vocab.npy", np.asarray(vocab_vectors, dtype=np.float32), allow_pickle=False)
+    (tmp / "vocab.json").write_text(json.dumps(list(vocab), ensure_ascii=False), encoding="utf-8")
+    (tmp / "documents.json").write_text(json.dumps([d.to_dict() for d in documents], ensure_ascii=False),
+                                        encoding="utf-8")
+    payload = {
+        "chunks": [
+            {"id": c.id, "section": c.section, "source": c.source, "path": list(c.path), "text": c.text,
+             "start": c.start, "end": c.end, "runs": _runs(c.offsets)}
+            for c in chunks
+        ],
+        "sentences": [
+            {"id": s.id, "chunk": s.chunk, "section": s.section, "text": s.text, "start": s.start,
+             "end": s.end, "runs": _runs(s.offsets)}
+            for s in sents
+        ],
+    }
+    (tmp / "chunks.json").write_bytes(orjson.dumps(payload))
+    del payload
+    (tmp / "tokens.json").write_bytes(orjson.dumps({"chunks": [list(t) for t in chunk_tokens],
+                                                    "sentences": [list(t) for t in sent_tokens]}))
+    for name, tokens in zip(BM25_DIRS, (chunk_tokens, sent_tokens)):
+        bm25_model(tokens).save(str(tmp / name), show_progress=False)
+
+
+def finish_build(index_dir: Path, tmp: Path, manifest: dict, counts: dict) -> Path:
+    """Hash the build's files into its manifest, make it current with an atomic switch, and remove
+    older builds. On any error the temporary folder is removed and the previous build stays."""
     try:
-        faiss.write_index(make_faiss(cvec), str(tmp / "chunks.faiss"))
-        np.save(tmp / "sentences.npy", svec, allow_pickle=False)
-        if vocab_vectors is None:
-            vocab_vectors = np.zeros((0, svec.shape[1]), dtype=np.float32)
-        np.save(tmp / "vocab.npy", np.asarray(vocab_vectors, dtype=np.float32), allow_pickle=False)
-        (tmp / "vocab.json").write_text(json.dumps(list(vocab), ensure_ascii=False), encoding="utf-8")
-        payload = {
-            "chunks": [
-                {"id": c.id, "section": c.section, "source": c.source, "path": list(c.path), "text": c.text,
-                 "start": c.start, "end": c.end, "runs": _runs(c.offsets)}
-                for c in chunks
-            ],
-            "sentences": [
-                {"id": s.id, "chunk": s.chunk, "section": s.section, "text": s.text, "start": s.start,
-                 "end": s.end, "runs": _runs(s.offsets)}
-                for s in sents
-            ],
-        }
-        (tmp / "chunks.json").write_bytes(orjson.dumps(payload))
-        del payload
-        (tmp / "tokens.json").write_bytes(orjson.dumps({"chunks": [list(t) for t in chunk_tokens],
-                                                        "sentences": [list(t) for t in sent_tokens]}))
-        for name, tokens in zip(BM25_DIRS, (chunk_tokens, sent_tokens)):
-            bm25_model(tokens).save(str(tmp / name), show_progress=False)
         manifest = dict(
             manifest, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), counts=counts,
             files={p.relative_to(tmp).as_posix(): _sha(p) for p in sorted(tmp.rglob("*")) if p.is_file()},
         )
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-        final = index_dir / f"build-{stamp}"
+        stamp = tmp.name.removeprefix(".tmp-")
+        final = Path(index_dir) / f"build-{stamp}"
         os.replace(tmp, final)
-        pointer = index_dir / f".CURRENT-{stamp}"
+        pointer = Path(index_dir) / f".CURRENT-{stamp}"
         pointer.write_text(final.name)
-        os.replace(pointer, index_dir / "CURRENT")  # the atomic switch
+        os.replace(pointer, Path(index_dir) / "CURRENT")  # the atomic switch
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in index_dir.iterdir():  # old builds, crashed temp folders and pointer files
+    for old in Path(index_dir).iterdir():  # old builds, crashed temp folders and pointer files
         if old.is_dir() and old != final and (old.name.startswith("build-") or old.name.startswith(".tmp-")):
             shutil.rmtree(old, ignore_errors=True)
         elif old.is_file() and old.name.startswith(".CURRENT-"):
@@ -415,6 +524,8 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
         svec = np.load(folder / "sentences.npy", allow_pickle=False, mmap_mode="r")
         vocab = tuple(json.loads((folder / "vocab.json").read_text(encoding="utf-8")))
         vvec = np.load(folder / "vocab.npy", allow_pickle=False)
+        documents = tuple(DocumentEntry.from_dict(d)
+                          for d in json.loads((folder / "documents.json").read_text(encoding="utf-8")))
         bm25 = [_bm25_load(folder / n) if (folder / n).is_dir() else None for n in BM25_DIRS]
         lap("vectors, vocabulary, bm25 (mapped)")
     except Exception as exc:  # corrupt despite matching checksums is unlikely, but say what to do
@@ -431,7 +542,7 @@ def load_index(index_dir: Path, expect: dict | None = None, *, timings: dict | N
         raise IndexError_(f"index in {folder} is inconsistent (vector and chunk counts differ): {_rebuild_hint(index_dir)}")
     data = IndexData(
         manifest, chunks, sents, LazyTokens(folder / "tokens.json", "chunks"),
-        LazyTokens(folder / "tokens.json", "sentences"), fidx, svec, folder, vocab, vvec, *bm25,
+        LazyTokens(folder / "tokens.json", "sentences"), fidx, svec, folder, vocab, vvec, *bm25, documents,
     )
     lap("chunk and sentence objects")
     return data

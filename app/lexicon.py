@@ -70,9 +70,13 @@ class Lexicon:
                     if len(t) >= 2:
                         self.glossary.setdefault(t, []).append(c.id)
 
-    def present(self, term: str) -> bool:
-        """Does the corpus use this (normalised) word at all?"""
-        return len(self.chunks.docs(term)) > 0
+    def present(self, term: str, within=None) -> bool:
+        """Does the corpus use this (normalised) word at all? ``within``: only these chunks count
+        (a `vectors.Subset`: the documents a filter keeps — a word only other reports use is absent)."""
+        docs = self.chunks.docs(term)
+        if within is None or not len(docs):
+            return len(docs) > 0
+        return any(np.searchsorted(docs, a) < np.searchsorted(docs, b) for a, b in within.ranges)
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a (normalised) word over chunks."""

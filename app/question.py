@@ -61,6 +61,10 @@ class Query:
     def wants(self, kind: str) -> bool:
         return kind in self.asks
 
+    def time_in(self, year: int | None) -> str | None:
+        """The time frame asked of a report of ``year`` (its 今年 is ``year``, its 去年 ``year`` − 1)."""
+        return time_frame(self.norm, year)
+
 
 def analyze(question: str) -> Query:
     norm = normalize(question)

@@ -30,6 +30,7 @@ from .index import IndexData
 from .lexicon import Lexicon
 from .question import Query
 from .retrieval import Candidates, Retriever
+from .topk import top_n
 
 __all__ = ["MODEL_PATH", "BoostedModel", "LinearModel", "Reader", "ReaderConfig", "ReaderModel", "Reading",
            "blocked_rows"]
@@ -142,6 +143,12 @@ class Reader:
         self.first_section: dict[str, int] = {}
         for c in data.chunks:
             self.first_section.setdefault(c.source, c.section)
+        first = set(self.first_section.values())
+        self.title_sentences: dict[str, list[int]] = {}  # each document's title block, by source
+        for s in data.sentences:
+            if s.section in first:
+                self.title_sentences.setdefault(data.chunks[s.chunk].source, []).append(s.id)
+        self.years = {d.source: d.meta.year for d in data.documents}
         centroid = data.sentence_vectors.mean(axis=0) if len(data.sentence_vectors) else np.zeros(1, np.float32)
         centroid = centroid / (np.linalg.norm(centroid) or 1.0)
         self.centroid = centroid.astype(np.float32)
@@ -151,28 +158,43 @@ class Reader:
 
     def pool(self, q: Query, cands: Candidates, bridges: dict, bridged_tokens: tuple[str, ...],
              cfg: ReaderConfig, qvec: np.ndarray) -> Pool:
-        data, holders = self.data, self.retriever.holders
-        sims = cands.sentence_sims if cands.sentence_sims is not None else data.sentence_vectors @ qvec
-        bm25 = self.retriever.sentence_bm25(cands.tokens)
-        bm25b = self.retriever.sentence_bm25(cands.tokens + bridged_tokens) if bridged_tokens else bm25
+        data, holders, scope = self.data, self.retriever.holders, cands.scope
+        # Sentence scores over the whole index, or over the filter's documents only (then
+        # position j of these arrays is sentence `glob[j]`).
+        glob = None if scope is None else scope.sentences.ids()
+        sims = cands.sentence_sims if cands.sentence_sims is not None else self.retriever.sentence_sims(qvec, scope)
+        bm25 = self.retriever.sentence_bm25(cands.tokens, scope)
+        bm25b = self.retriever.sentence_bm25(cands.tokens + bridged_tokens, scope) if bridged_tokens else bm25
         gloss = self.lexicon.glossary_hits(q.norm)
+        if scope is not None:
+            gloss = [c for c in gloss if c in scope.chunks]
+        if len(gloss) > cfg.pool_chunks:  # many reports explain the term: the entries retrieval ranks best
+            rank = {c: r for r, c in enumerate(cands.order)}
+            gloss = sorted(gloss, key=lambda c: (rank.get(c, len(rank)), c))[: cfg.pool_chunks]
         ids = {s for c in cands.order[: cfg.pool_chunks] for s in self.retriever.sentences_of.get(c, [])}
         ids |= {s for c in gloss for s in self.retriever.sentences_of.get(c, [])}
         n = cfg.pool_sentences
-        ids |= {int(i) for i in np.argsort(-sims)[:n]}
-        ids |= {int(i) for i in np.argsort(-bm25b)[:n] if bm25b[i] > 0}
+        top_dense = top_n(sims, n)
+        top_bm25 = [i for i in top_n(bm25b, n) if bm25b[i] > 0]
+        ids |= {int(i) if glob is None else int(glob[i]) for i in (*top_dense, *top_bm25)}
         if q.document:  # the title block is where a question about the report is answered
-            ids |= {s.id for s in data.sentences if self.first_section.get(data.chunks[s.chunk].source) == s.section}
+            sources = self.title_sentences if scope is None else {s: self.title_sentences.get(s, ()) for s in scope.sources}
+            if len(sources) > cfg.pool_chunks:  # many reports: the title blocks of those retrieval ranks best
+                top_docs = {data.chunks[c].source for c in cands.order[: cfg.pool_chunks]}
+                sources = {s: v for s, v in sources.items() if s in top_docs}
+            ids |= {s for sids in sources.values() for s in sids}
         sent_ids = tuple(sorted(ids))
         fused = cands.fused
         chunk_of = tuple(max(holders[s], key=lambda c: (fused.get(c, 0.0), -c)) for s in sent_ids)
-        idx = list(sent_ids)
+        idx = list(sent_ids) if glob is None else scope.sentences.positions(sent_ids)
         return Pool(q, sent_ids, sims[idx], bm25[idx], bm25b[idx], chunk_of, dict(fused),
                     {c: r for r, c in enumerate(cands.order)}, dict(cands.dense), bridges, frozenset(gloss),
-                    tuple(data.chunks[c].path for c in chunk_of), float(qvec @ self.centroid))
+                    tuple(data.chunks[c].path for c in chunk_of), float(qvec @ self.centroid),
+                    None if scope is None else scope.chunks)
 
     def features(self, pool: Pool) -> np.ndarray:
-        return sentence_features(pool, self.data.sentences, self.data.chunks, self.lexicon, self.first_section, self.hub)
+        return sentence_features(pool, self.data.sentences, self.data.chunks, self.lexicon, self.first_section, self.hub,
+                                 self.years)
 
     # ---------------------------------------------------------------- reading
 

@@ -3,6 +3,11 @@
 `Retriever` holds the lexical side of one loaded index (BM25 over chunks and sentences) and the
 chunk ↔ sentence membership; it never decides what the answer is (that is `reader.py`).
 Pure given its inputs: the question vector comes from the caller, so tests need no model.
+
+A `Scope` (the documents a metadata filter keeps) restricts every retriever *before* ranking:
+dense search runs over the scope's rows or through a FAISS selector (vectors.py), sentence search
+over the scope's rows, BM25 over the scope's part of each query token's postings — so a filtered
+question never scores a chunk outside its documents, and never touches most of a large index.
 """
 
 from __future__ import annotations
@@ -15,8 +20,52 @@ import numpy as np
 from .answer import section_time, time_frame
 from .index import IndexData
 from .textnorm import tokenize
+from .topk import top_n
+from .vectors import Subset, search as vector_search
 
-__all__ = ["Candidates", "RetrievalConfig", "Retriever"]
+__all__ = ["Candidates", "RetrievalConfig", "Retriever", "Scope", "bm25_scores_in"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The documents a search may look at, as id ranges of their chunks and sentences."""
+
+    sources: tuple[str, ...]
+    chunks: Subset
+    sentences: Subset
+
+    @classmethod
+    def of(cls, entries) -> "Scope":
+        entries = tuple(entries)
+        return cls(tuple(e.source for e in entries), Subset.of(e.chunks for e in entries),
+                   Subset.of(e.sentences for e in entries))
+
+
+def bm25_scores_in(model, tokens, subset: Subset) -> np.ndarray:
+    """bm25s scores of the documents in ``subset`` only (aligned with ``subset.ids()``), read off
+    each query token's postings between the subset's bounds: the same numbers as
+    ``model.get_scores(tokens)[subset.ids()]`` without computing the rest."""
+    out = np.zeros(len(subset), dtype=np.float32)
+    ids = model.get_tokens_ids(list(tokens)) if tokens else []
+    if not ids:
+        return out
+    data, indices, indptr = model.scores["data"], model.scores["indices"], model.scores["indptr"]
+    base = 0
+    bounds = []
+    for a, b in subset.ranges:
+        bounds.append((a, b, base))
+        base += b - a
+    for t in ids:
+        lo, hi = int(indptr[t]), int(indptr[t + 1])
+        post = indices[lo:hi]  # document ids holding the token, ascending
+        for a, b, at in bounds:
+            i, j = np.searchsorted(post, a), np.searchsorted(post, b)
+            if j > i:
+                np.add.at(out, post[i:j] - a + at, data[lo + i : lo + j])
+    extra = getattr(model, "nonoccurrence_array", None)
+    if extra is not None:
+        out += extra[np.asarray(ids)].sum()
+    return out
 
 
 @dataclass(frozen=True)
@@ -47,7 +96,8 @@ class Candidates:
     sentence_sims: np.ndarray | None  # cosine of the question with every sentence (None in bm25 mode)
     dense: dict  # chunk id -> cosine with the question, for the chunks dense search returned
     tokens: tuple[str, ...]  # the question's BM25 tokens
-    time_frame: str | None  # "past" / "future" / None, from the question
+    time_frame: str | None  # "past" / "future" / None, from the question (for a report of unknown year)
+    scope: Scope | None = None  # the filter's documents; `sentence_sims` is then aligned with scope.sentences.ids()
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
@@ -76,41 +126,68 @@ class Retriever:
             for c in self.holders[s.id]:
                 self.sentences_of.setdefault(c, []).append(s.id)
 
-    def sentence_bm25(self, tokens) -> np.ndarray:
-        """BM25 of every sentence for ``tokens`` (zeros when there are none)."""
+    def sentence_bm25(self, tokens, scope: Scope | None = None) -> np.ndarray:
+        """BM25 of every sentence (of the scope, aligned with its ids) for ``tokens``."""
+        if scope is not None:
+            return bm25_scores_in(self.bm25_sentences, tokens, scope.sentences)
         if not tokens:
             return np.zeros(len(self.data.sentences), dtype=np.float32)
         return self.bm25_sentences.get_scores(list(tokens)).astype(np.float32)
 
+    def sentence_sims(self, qvec: np.ndarray, scope: Scope | None = None) -> np.ndarray:
+        """Cosine of the question with every sentence (of the scope, aligned with its ids)."""
+        V = self.data.sentence_vectors
+        if scope is None:
+            return V @ qvec
+        parts = [V[a:b] @ qvec for a, b in scope.sentences.ranges]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def year_of(self, source: str) -> int | None:
+        entry = self.data.document(source)
+        return entry.meta.year if entry is not None else None
+
     def search(self, query: str, qnorm: str, qvec: np.ndarray, cfg: RetrievalConfig, timings: dict,
-               extra_tokens: tuple[str, ...] = ()) -> Candidates:
-        """Rank chunks for one question; ``extra_tokens`` (bridged words) join the BM25 query."""
-        n = len(self.data.chunks)
+               extra_tokens: tuple[str, ...] = (), scope: Scope | None = None) -> Candidates:
+        """Rank chunks for one question; ``extra_tokens`` (bridged words) join the BM25 query;
+        ``scope`` keeps only the filter's documents (applied before ranking)."""
+        n = len(self.data.chunks) if scope is None else len(scope.chunks)
         cand = min(cfg.candidates, n)
-        dense = np.zeros(n, dtype=np.float32)
         t = time.perf_counter()
         sims = None
-        if cfg.mode in ("hybrid", "dense"):
-            D, I = self.data.faiss_index.search(qvec[None, :], cand)
-            dense_ids = [int(i) for i in I[0] if i >= 0]
-            dense[dense_ids] = D[0][: len(dense_ids)]
+        dense: dict[int, float] = {}
+        if cfg.mode in ("hybrid", "dense") and cand:
+            D, I = vector_search(self.data.faiss_index, qvec, cand, None if scope is None else scope.chunks)
+            dense_ids = [int(i) for i in I if i >= 0]
+            dense = {c: float(d) for c, d in zip(dense_ids, D)}
             # Sentence-level dense ranking too: a short, exact sentence often matches a question
             # (especially across languages) better than the chunk around it.
-            sims = self.data.sentence_vectors @ qvec
+            sims = self.sentence_sims(qvec, scope)
+            ids = None if scope is None else scope.sentences.ids()
             best_per_chunk: dict[int, float] = {}
-            for sid in np.argsort(-sims)[: cand * 3]:
-                c = self.data.sentences[int(sid)].chunk
-                best_per_chunk.setdefault(c, float(sims[sid]))
+            for j in top_n(sims, cand * 3):
+                sid = int(j) if ids is None else int(ids[j])
+                best_per_chunk.setdefault(self.data.sentences[sid].chunk, float(sims[j]))
             sent_rank = sorted(best_per_chunk, key=lambda c: -best_per_chunk[c])[:cand]
         else:
             dense_ids, sent_rank = [], []
         timings["dense_search"] = time.perf_counter() - t
         t = time.perf_counter()
         tokens = tokenize(qnorm, normalized=True)
-        bm25 = np.zeros(n, dtype=np.float32)
-        if cfg.mode in ("hybrid", "bm25") and (tokens or extra_tokens):
-            bm25 = self.bm25_chunks.get_scores(tokens + list(extra_tokens)).astype(np.float32)
-        bm25_ids = [int(i) for i in np.argsort(-bm25)[:cand] if bm25[i] > 0]
+        query_tokens = tokens + list(extra_tokens)
+        bm25_ids: list[int] = []
+        bm25_of: dict[int, float] = {}
+        if cfg.mode in ("hybrid", "bm25") and query_tokens and cand:
+            if scope is None:
+                bm25 = self.bm25_chunks.get_scores(query_tokens).astype(np.float32)
+                cids = None
+            else:
+                bm25 = bm25_scores_in(self.bm25_chunks, query_tokens, scope.chunks)
+                cids = scope.chunks.ids()
+            top = [int(i) for i in top_n(bm25, cand) if bm25[i] > 0]
+            bm25_ids = top if cids is None else [int(cids[i]) for i in top]
+            bm25_of = {c: float(bm25[i]) for c, i in zip(bm25_ids, top)}
+            if cfg.fusion == "weighted" and cfg.mode == "hybrid":
+                lo, hi = (float(bm25.min()), float(bm25.max())) if len(bm25) else (0.0, 0.0)
         timings["bm25"] = time.perf_counter() - t
         t = time.perf_counter()
         fused: dict[int, float] = {}
@@ -119,18 +196,29 @@ class Retriever:
                 for r, cid in enumerate(ranking):
                     fused[cid] = fused.get(cid, 0.0) + weight / (cfg.rrf_k + r + 1)
         else:
-            dn, bn = _minmax(dense), _minmax(bm25)
+            # min-max over the whole (scoped) score vector: chunks no retriever returned score 0 /
+            # the minimum, as a full dense vector would give them
+            dvals = list(dense.values()) + ([0.0] if len(dense) < n else [])
+            dlo, dhi = min(dvals), max(dvals)
+            if not bm25_of:
+                lo = hi = 0.0
             for cid in set(dense_ids) | set(bm25_ids) | set(sent_rank):
-                fused[cid] = cfg.dense_weight * float(dn[cid]) + (1 - cfg.dense_weight) * float(bn[cid])
-        tf = time_frame(query)
-        if tf:
-            for cid in fused:
-                st = section_time(self.data.chunks[cid].path)
+                dn = (dense.get(cid, 0.0) - dlo) / (dhi - dlo) if dhi - dlo >= 1e-12 else 0.0
+                bn = (bm25_of.get(cid, 0.0) - lo) / (hi - lo) if hi - lo >= 1e-12 else 0.0
+                fused[cid] = cfg.dense_weight * dn + (1 - cfg.dense_weight) * bn
+        frames: dict[str, str | None] = {}
+        for cid in fused:
+            src = self.data.chunks[cid].source
+            if src not in frames:
+                frames[src] = time_frame(query, self.year_of(src))
+            tf = frames[src]
+            if tf:
+                st = section_time(self.data.chunks[cid].path, self.year_of(src))
                 if st and st != tf:
                     fused[cid] *= cfg.time_penalty
         order = sorted(fused, key=lambda c: (-fused[c], c))
         timings["fusion"] = time.perf_counter() - t
-        return Candidates(tuple(order), fused, sims, {c: float(dense[c]) for c in dense_ids}, tuple(tokens), tf)
+        return Candidates(tuple(order), fused, sims, dense, tuple(tokens), time_frame(query), scope)
 
 
 def _bm25(token_lists):

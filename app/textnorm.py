@@ -14,6 +14,7 @@ import re
 import sys
 import threading
 import unicodedata
+from contextlib import contextmanager
 from functools import lru_cache
 
 __all__ = ["content_terms", "figures", "normalize", "tokenize"]
@@ -85,17 +86,64 @@ def _jieba():
     return jieba
 
 
+def _own_words(words) -> list[str]:
+    return sorted({w for w in (normalize(w).strip("“”\"") for w in words) if 2 <= len(w) <= 12})
+
+
 def add_words(words) -> None:
     """Teach the segmenter the corpus's own terms (glossary entries, section leads)."""
     jb = _jieba()
-    for w in words:
-        w = normalize(w).strip("“”\"")
-        if 2 <= len(w) <= 12:
-            jb.add_word(w)
+    for w in _own_words(words):
+        jb.add_word(w)
 
 
-def tokenize(text: str, *, normalized: bool = False) -> list[str]:
-    """BM25 tokens: whole figures, bare numbers, jieba search-mode words, Han bigrams."""
+_MISSING = object()
+
+
+class DocumentSegmenter:
+    """A jieba segmenter of its own for index builds, taught one document's terms at a time.
+
+    `words(titles)` adds a document's section titles for the duration of a `with` block and then
+    restores the dictionary exactly, so a document's tokens depend only on that document — not on
+    which documents a process (or a Dask worker) happened to tokenize before. That is what makes a
+    distributed build equal to a single-process one. The process-wide segmenter the question side
+    uses is never touched."""
+
+    def __init__(self) -> None:
+        import jieba
+
+        _jieba()  # the default dictionary's cache file exists after this
+        self.jb = jieba.Tokenizer()
+        self.jb.initialize()
+
+    @contextmanager
+    def words(self, words):
+        jb = self.jb
+        saved: dict = {}
+        total = jb.total
+        try:
+            for w in _own_words(words):
+                for i in range(1, len(w) + 1):
+                    saved.setdefault(w[:i], jb.FREQ.get(w[:i], _MISSING))
+                jb.add_word(w)
+            yield jb
+        finally:
+            for k, v in saved.items():
+                if v is _MISSING:
+                    jb.FREQ.pop(k, None)
+                else:
+                    jb.FREQ[k] = v
+            jb.total = total
+
+
+@lru_cache(maxsize=1)
+def document_segmenter() -> DocumentSegmenter:
+    return DocumentSegmenter()
+
+
+def tokenize(text: str, *, normalized: bool = False, jb=None) -> list[str]:
+    """BM25 tokens: whole figures, bare numbers, jieba search-mode words, Han bigrams.
+    ``jb``: the segmenter (default: the process-wide one the question side uses)."""
     norm = text if normalized else normalize(text)
     tokens: list[str] = []
     for fig in figures(norm):
@@ -103,7 +151,7 @@ def tokenize(text: str, *, normalized: bool = False) -> list[str]:
         bare = re.match(r"\d+(?:\.\d+)?", fig).group()
         if bare != fig:
             tokens.append(bare)
-    for w in _jieba().cut_for_search(norm):
+    for w in (jb or _jieba()).cut_for_search(norm):
         w = w.strip()
         if w and w not in STOPWORDS and _WORD.fullmatch(w) and not w[0].isdigit():
             tokens.append(w)

@@ -3,11 +3,12 @@
     build_ui(engine) -> gr.Blocks      the page (tabs 问答 / 报告原文 / 数据一览), plus the API route /ask
     serve(engine, host, port)          build and launch (what `python -m app serve` runs)
     launch_options()                   launch arguments: CSS, script, the HTTP edge (app/edge.py)
-    make_respond(engine)               the chat handler: respond(message, history) -> reply messages
+    make_respond(engine)               the chat handler: respond(message, history[, sources]) -> reply messages
     earlier_questions(history)         the user's own last HISTORY_TURNS questions, as typed
     keep_turns(history, turns, n)      the chat's last n turns and the page's records of their replies
     ask_args(args, kwargs)             the /ask route's input check, run at the HTTP edge
     is_download(path)                  the edge's test for the file route: a download this app wrote
+    document_choices(documents)        the report picker's entries (shown when the index holds several reports)
     format_reply(answer, view)         pure: an Answer → assistant message dicts (HTML)
 
 Limits: the page sends its whole chat with each question, so every handler keeps only the last
@@ -41,7 +42,7 @@ from .export import answer_location, answer_plain_text, passage_location
 from .workbench import DOWNLOAD_TTL_S, is_download
 
 __all__ = ["APOLOGY", "CHAT_TURNS_KEPT", "EXAMPLES", "NOT_FOUND", "TITLE", "ChatTurn", "SourceView", "answer_dict",
-           "ask_args", "build_ui", "earlier_questions", "format_reply", "is_download", "keep_turns", "launch_options",
+           "ask_args", "build_ui", "document_choices", "earlier_questions", "format_reply", "is_download", "keep_turns", "launch_options",
            "make_answerer", "make_respond", "passage_mark", "recent_turns", "serve", "turn_at", "user_message",
            "user_texts"]
 
@@ -137,6 +138,7 @@ table.qa-figures td:nth-child(n+3):nth-child(-n+7), table.qa-pairs td:first-of-t
             font-size: 1.02rem; line-height: 1.7; }
 .qa-answer mark, .qa-sources mark { background: #ffe58a; color: #1f2328; font-size: inherit; padding: 0 2px;
                                    border-radius: 3px; }
+.qa-part-label { font-weight: 600; margin: 0.5rem 0 0.2rem; }
 .qa-cite { font-size: 0.85rem; line-height: 1.5; }
 .qa-cite .qa-path { color: var(--body-text-color); font-weight: 600; }
 .qa-resolved { font-size: 0.85rem; color: var(--body-text-color-subdued); margin-bottom: 0.3rem; }
@@ -267,7 +269,7 @@ def _passage_html(i: int, p: Passage, view: SourceView | None) -> str:
     parts = [
         '<div class="qa-passage">',
         f'<div class="qa-p-head">[{i}] <a class="qa-link" href="{link}" aria-label="在报告原文中查看来源 {i}：{_esc(p.section)}">'
-        f'{_esc(p.section)}</a><span class="qa-score">相关度 {p.score:.4f}</span></div>',
+        f'{_esc(p.citation or p.section)}</a><span class="qa-score">相关度 {p.score:.4f}</span></div>',
         f'<div class="qa-p-text">{_with_mark(p.text, passage_mark(p, view))}</div>',
     ]
     context = view.context_of(p) if view else None
@@ -312,16 +314,32 @@ def format_reply(answer: Answer, view: SourceView | None = None) -> list[dict]:
     if not answer.found:
         related = _sources_panel(answer, view, f"相关段落（{n} 段）", open_=True) if n else ""
         return [_assistant(f'<div class="qa-answer qa-none">{resolved}<p>{NOT_FOUND}</p>{related}</div>')]
+    if answer.parts:  # a comparison across reports: one quote per report named
+        body = "".join(f'<div class="qa-part-label">{_esc(part.label)}</div>' + _quote_html(part) for part in answer.parts)
+    else:
+        body = _quote_html(answer)
+    sources = _sources_panel(answer, view, f"来源（{n} 段）", open_=False) if n else ""
+    return [_assistant(f'<div class="qa-answer">{resolved}{body}{sources}</div>')]
+
+
+def _quote_html(answer: Answer) -> str:
+    """One quote with its citation, a link to its place in the report tab and a copy button."""
+    if not answer.found:
+        return f"<p>{NOT_FOUND}</p>"
     link = html.escape(answer_location(answer).query())
-    cite = (f'<div class="qa-cite">—— <span class="qa-path">{_esc(answer.section)}</span><br>'
+    cite = (f'<div class="qa-cite">—— <span class="qa-path">{_esc(answer.citation or answer.section)}</span><br>'
             f"{_esc(answer.source)} · 第 {answer.start}–{answer.end} 字符 · 置信度 {answer.score:.2f}</div>"
             f'<div class="qa-actions"><a class="qa-link qa-open" href="{link}">在报告原文中查看</a>'
             f'<button type="button" class="qa-copy">复制</button>'
             # what the button copies; the chat's sanitizer drops data- attributes, CSS hides this
             f'<span class="qa-copy-src">{html.escape(answer_plain_text(answer)).replace(chr(10), "&#10;")}</span></div>')
-    quote = f'<blockquote class="qa-quote">「{_with_mark(answer.text, answer_mark(answer))}」</blockquote>'
-    sources = _sources_panel(answer, view, f"来源（{n} 段）", open_=False) if n else ""
-    return [_assistant(f'<div class="qa-answer">{resolved}{quote}{cite}{sources}</div>')]
+    return f'<blockquote class="qa-quote">「{_with_mark(answer.text, answer_mark(answer))}」</blockquote>{cite}'
+
+
+def document_choices(documents) -> list[tuple[str, str]]:
+    """(label, source file) per report, newest first then by region: what the picker offers."""
+    ordered = sorted(documents, key=lambda d: (-(d.meta.year or 0), d.meta.region, d.source))
+    return [(d.meta.label(d.source), d.source) for d in ordered]
 
 
 def user_message(text: str) -> dict:
@@ -381,15 +399,17 @@ def earlier_questions(history: Sequence[Any] | None) -> list[str]:
 # --------------------------------------------------------------------------- handlers
 
 
-def make_answerer(engine, k: int = K) -> Callable[[str, Sequence[str]], tuple[Answer | None, list[dict]]]:
-    """``turn(message, earlier) -> (answer or None on error, assistant messages)``: the chat handler
-    plus the Answer itself, which the page keeps for feedback and export. ``earlier`` is the user's
-    earlier questions as typed (`earlier_questions`)."""
+def make_answerer(engine, k: int = K) -> Callable[..., tuple[Answer | None, list[dict]]]:
+    """``turn(message, earlier, sources=None) -> (answer or None on error, assistant messages)``: the
+    chat handler plus the Answer itself, which the page keeps for feedback and export. ``earlier`` is
+    the user's earlier questions as typed (`earlier_questions`); ``sources`` (the picker's selection)
+    keeps the search to those reports."""
     view = SourceView.from_index(engine.data)
 
-    def turn(message: str, earlier: Sequence[str]) -> tuple[Answer | None, list[dict]]:
+    def turn(message: str, earlier: Sequence[str], sources: Sequence[str] | None = None) -> tuple[Answer | None, list[dict]]:
         try:
-            answer = engine.ask(message, k=k, history=earlier)
+            narrow = {"filters": {"source": list(sources)}} if sources else {}
+            answer = engine.ask(message, k=k, history=earlier, **narrow)
         except QuestionError as exc:
             return None, [_assistant(f'<div class="qa-error">{_esc(str(exc))}</div>')]
         except Exception:
@@ -400,11 +420,12 @@ def make_answerer(engine, k: int = K) -> Callable[[str, Sequence[str]], tuple[An
     return turn
 
 
-def make_respond(engine, k: int = K) -> Callable[[str, list], list[dict]]:
-    """The chat handler for ``engine``: ``respond(message, history) -> list of assistant messages``."""
+def make_respond(engine, k: int = K) -> Callable[..., list[dict]]:
+    """The chat handler for ``engine``: ``respond(message, history, sources=None) -> list of assistant
+    messages``; ``sources`` (the picker's selection) keeps the search to those reports."""
     turn = make_answerer(engine, k)
     # only the last few questions can matter to a follow-up: a long chat costs no more
-    return lambda message, history: turn(message, earlier_questions(history))[1]
+    return lambda message, history, sources=None: turn(message, earlier_questions(history), sources)[1]
 
 
 def ask_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict:
@@ -521,19 +542,19 @@ def build_ui(engine, corpus_dir=None, feedback=None):
         history, turns = keep_turns(history, turns, CHAT_TURNS_KEPT - 1)
         return [*history, user_message(str(value.get("text", "")))], turns
 
-    def add_reply(history: list, turns: list, given: dict):
+    def add_reply(history: list, turns: list, given: dict, sources=None):
         history, turns = keep_turns(history, turns, CHAT_TURNS_KEPT)
         if not history or _role(history[-1]) != "user":
             return history, turns
         message = user_texts(history[-1:])
         earlier = earlier_questions(history[:-1])  # the user's own words: the engine resolves the chain
-        answer, reply = turn_for(message[0] if message else "", earlier)
+        answer, reply = turn_for(message[0] if message else "", earlier, sources or None)
         record = ChatTurn(_next_id(turns, given), answer, tuple(earlier), len(history), len(history) + len(reply) - 1)
         return [*history, *reply], [*turns, record]
 
     def export_file(turns: list, request: gr.Request):
         answers = [t.answer for t in turns if t.answer is not None]
-        return bench.write("conversation.md", conversation_markdown(answers, base_url=_origin(request), title=TITLE))
+        return bench.write("conversation.md", conversation_markdown(answers, base_url=_origin(request), title=title))
 
     def on_like(data: gr.LikeData, turns: list, given: dict):
         t = turn_at(turns, data.index)
@@ -625,11 +646,13 @@ def build_ui(engine, corpus_dir=None, feedback=None):
             raise gr.Error(str(exc), print_exception=False) from None  # the caller's mistake, not ours
 
     ui_only = {"api_visibility": "private"}
+    n_docs = len(getattr(engine, "documents", ()))
+    title = TITLE if n_docs <= 1 else f"政府工作报告 · 问答（{n_docs} 份报告）"
     # analytics off: Gradio otherwise reports usage to its servers (and the app runs offline);
     # delete_cache: Gradio's copies of generated downloads go after DOWNLOAD_TTL_S (the initial ones stay)
-    with gr.Blocks(title=TITLE, fill_height=True, analytics_enabled=False,
+    with gr.Blocks(title=title, fill_height=True, analytics_enabled=False,
                    delete_cache=(min(60, DOWNLOAD_TTL_S), DOWNLOAD_TTL_S)) as demo:
-        gr.Markdown(f"# {TITLE}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")
+        gr.Markdown(f"# {title}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")
         turns = gr.State([])
         given = gr.State({})
         fb_turn = gr.State(None)
@@ -652,6 +675,10 @@ def build_ui(engine, corpus_dir=None, feedback=None):
                     layout="bubble",
                     autoscroll=True,
                 )
+                picker = None
+                if n_docs > 1:  # several reports: let the reader narrow the search
+                    picker = gr.Dropdown(choices=document_choices(engine.documents), value=[], multiselect=True,
+                                         label="在这些报告中查找（不选 = 全部报告）", elem_id="qa-picker")
                 box = gr.Textbox(
                     label="问题",
                     show_label=False,
@@ -669,7 +696,7 @@ def build_ui(engine, corpus_dir=None, feedback=None):
                     fb_send = gr.Button("提交说明", size="sm")
                     fb_done = gr.Markdown()
                 export = gr.DownloadButton("导出对话（Markdown）", value=bench.write(
-                    "conversation.md", conversation_markdown([], title=TITLE)), size="sm", elem_id="qa-export")
+                    "conversation.md", conversation_markdown([], title=title)), size="sm", elem_id="qa-export")
             with gr.Tab("报告原文", id="report", elem_id="qa-tab-report"):
                 find_box = gr.Textbox(label="在报告中查找", placeholder="例如：老旧小区、231.52亿元", submit_btn="查找",
                                       max_lines=1, max_length=100, elem_id="qa-find")
@@ -692,7 +719,7 @@ def build_ui(engine, corpus_dir=None, feedback=None):
         send = box.submit(add_user, [box, chatbot, turns], [box, chatbot, turns], queue=False, **ui_only)
         pick = chatbot.example_select(add_example, [chatbot, turns], [chatbot, turns], queue=False, **ui_only)
         for trigger in (send, pick):
-            trigger.then(add_reply, [chatbot, turns, given], [chatbot, turns], show_progress="minimal", **ui_only).then(
+            trigger.then(add_reply, [chatbot, turns, given, *([picker] if picker is not None else [])], [chatbot, turns], show_progress="minimal", **ui_only).then(
                 export_file, turns, export, **ui_only)
         chatbot.clear(lambda: ([], {}, None, gr.update(visible=False)), None, [turns, given, fb_turn, fb_panel],
                       **ui_only).then(export_file, turns, export, **ui_only)

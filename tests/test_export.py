@@ -50,3 +50,17 @@ def test_small_talk_is_exported_and_copied_as_its_reply():
     md = conversation_markdown([hello], now=NOW)
     assert "## 1. 你好\n\n你好！我可以回答关于这份报告的问题。" in md and "没有找到" not in md
     assert answer_plain_text(hello) == "你好！我可以回答关于这份报告的问题。"
+
+
+def test_a_comparison_exports_and_copies_one_labelled_quote_per_report():
+    from dataclasses import replace
+
+    y24 = replace(A, label="2024年", citation="海拉尔区 2024 年政府工作报告 › 一、… ", source="r2024.txt")
+    y25 = replace(A, label="2025年", citation="海拉尔区 2025 年政府工作报告 › 一、…", source="r2025.txt",
+                  text="2025 年，地区生产总值增长 5.8%；", highlight="地区生产总值增长 5.8%")
+    both = replace(y25, question="2024年和2025年的GDP分别是多少？", parts=(y24, y25), label="")
+    md = conversation_markdown([both], now=NOW)
+    assert md.index("**2024年**") < md.index("文件 r2024.txt") < md.index("**2025年**") < md.index("文件 r2025.txt")
+    assert "—— 海拉尔区 2025 年政府工作报告 › 一、…" in md  # the citation names the document
+    copied = answer_plain_text(both)
+    assert copied.startswith("2024年：「") and "\n\n2025年：「2025 年，【地区生产总值增长 5.8%】；」" in copied

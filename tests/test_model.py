@@ -109,4 +109,5 @@ def test_cli_ask_json_has_the_answer_fields(real_engine, tmp_path):
                          capture_output=True, text=True, check=True).stdout
     d = json.loads(out)
     assert d["found"] is True and "是指两个相互独立" in d["text"]
-    assert set(d["passages"][0]) == {"text", "section", "score", "source", "start", "end", "mark_start", "mark_end"}
+    assert set(d["passages"][0]) == {"text", "section", "score", "source", "start", "end", "mark_start", "mark_end",
+                                     "document", "citation", "region", "year"}
