@@ -69,7 +69,8 @@ def format_answer(answer) -> str:
         lines.append(answer.message)
         for part in answer.parts:
             lines.append("")
-            lines.append(f"【{part.label}】")
+            if part.label:
+                lines.append(f"【{part.label}】")
             lines.extend(_quote_lines(part))
     else:
         lines.extend(_quote_lines(answer))

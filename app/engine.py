@@ -26,6 +26,7 @@ from .errors import FilterError, IndexError_, QuestionError, StaleIndexError
 from .filters import select
 from .index import IndexData, build_index, expected_manifest, load_index
 from .lexicon import Lexicon
+from .lists import item_name
 from .reader import Reader, ReaderConfig
 from .question import Query, analyze
 from .retrieval import Candidates, RetrievalConfig, Retriever, Scope
@@ -80,7 +81,9 @@ class Answer:
     region: str = ""
     year: int | None = None
     # A comparison across reports ("2024年和2025年的…分别是多少？"): one Answer per report named, in the
-    # order named; the fields above are then the first found part's. Empty for an ordinary question.
+    # order named; the fields above are then the first found part's. A list the quote announces and
+    # the next sections spell out ("八个“坚持”是哪八个？"): the announcing sentence, then one part per
+    # item (its heading sentence, the item's name highlighted; label ""). Empty for an ordinary answer.
     parts: tuple["Answer", ...] = ()
     label: str = ""  # for a part: what the question named ("2024年", "满洲里市")
 
@@ -311,16 +314,25 @@ class Engine:
         timings["total"] = time.perf_counter() - t_all
         if not reading.found:
             return replace(self._not_found(q, turn.resolved, passages, reading.score, timings), signals=reading.signals)
-        best = reading.sentence
-        chunk = self.data.chunks[best.chunk]
-        a, b = reading.span
+        answer = replace(self._quote(reading.sentence, reading.span, q, turn.resolved, reading.score),
+                         passages=passages, timings=timings, signals=reading.signals)
+        if reading.items:  # a list the sentence announces and the next sections spell out: quote each item
+            items = tuple(self._quote(s, item_name(s.text), q, turn.resolved, reading.score) for s in reading.items)
+            answer = replace(answer, parts=(answer, *items),
+                             message=f"共 {len(items)} 项，逐项引自报告：")
+        return answer
+
+    def _quote(self, s, span: tuple[int, int], q: str, resolved: str, score: float) -> Answer:
+        """One sentence as a found Answer (no passages): its place, document and highlighted span."""
+        chunk = self.data.chunks[s.chunk]
+        a, b = span
         doc, citation, region, year = self._document(chunk)
         return Answer(
-            question=q, found=True, text=best.text, section=chunk.breadcrumb, source=chunk.source,
-            start=best.start, end=best.end, highlight=best.text[a:b],
-            highlight_start=best.offsets[a], highlight_end=best.offsets[b - 1] + 1,
-            score=round(reading.score, 4), resolved_question=turn.resolved, passages=passages, timings=timings,
-            signals=reading.signals, document=doc, citation=citation, region=region, year=year,
+            question=q, found=True, text=s.text, section=chunk.breadcrumb, source=chunk.source,
+            start=s.start, end=s.end, highlight=s.text[a:b],
+            highlight_start=s.offsets[a], highlight_end=s.offsets[b - 1] + 1,
+            score=round(score, 4), resolved_question=resolved, passages=(),
+            document=doc, citation=citation, region=region, year=year,
         )
 
     def _document(self, chunk) -> tuple[str, str, str, int | None]:

@@ -123,14 +123,16 @@ def run_eval(engine, questions: list[EvalQuestion], config_name: str, k: int = 1
         a = eng.ask(q.question, k=k, history=q.history)
         dt = time.perf_counter() - t
         ranks = [i for i, p in enumerate(a.passages, 1) if _relevant(p, q)]
+        # what the user reads: the quote, or each part's quote (a comparison; a list's lead and items)
+        quote = "".join(p.text for p in a.parts if p.found) if a.parts else a.text
         recs.append({
             "id": q.id, "split": q.split, "kind": q.kind, "tags": list(q.tags), "question": q.question,
             "history": list(q.history), "resolved": a.resolved_question, "intent": a.intent,
-            "answerable": q.answerable, "found": a.found, "answer": a.text, "highlight": a.highlight,
+            "answerable": q.answerable, "found": a.found, "answer": quote, "highlight": a.highlight,
             "section": a.section, "score": a.score, "first_relevant": ranks[0] if ranks else None,
             "run": {f"{p.start}-{p.end}": 1.0 / i for i, p in enumerate(a.passages, 1)},
-            "em": bool(a.found and q.answerable and all(_squash(g) in _squash(a.text) for g in q.answers)),
-            "f1": char_f1(a.text, "".join(q.evidence)) if q.answerable else None,
+            "em": bool(a.found and q.answerable and all(_squash(g) in _squash(quote) for g in q.answers)),
+            "f1": char_f1(quote, "".join(q.evidence)) if q.answerable else None,
             "gold": list(q.answers), "evidence": list(q.evidence), "latency_ms": dt * 1000,
             "signals": a.signals,
         })

@@ -57,7 +57,8 @@ def answer_plain_text(answer: Answer) -> str:
     if answer.intent == "smalltalk":
         return answer.message
     if answer.parts:
-        return "\n\n".join(f"{p.label}：{answer_plain_text(p)}" for p in answer.parts)
+        return "\n\n".join(f"{p.label}：{answer_plain_text(p)}" if p.label else answer_plain_text(p)
+                             for p in answer.parts)
     if not answer.found:
         return NOT_FOUND
     before, span, after = quote_with_span(answer)
@@ -79,9 +80,9 @@ def conversation_markdown(answers: Iterable[Answer], base_url: str = "", title: 
             lines += [f"（按“{_md(a.resolved_question)}”理解）", ""]
         if a.intent == "smalltalk":  # a greeting or thanks: the reply, no quote
             lines += [_md(a.message), ""]
-        elif a.parts:  # a comparison across reports: one quote per report named
+        elif a.parts:  # one quote per report a comparison names, or a list's lead and its items
             for part in a.parts:
-                lines += [f"**{_md(part.label)}**", "", *_quote_lines(part, link)]
+                lines += [*([f"**{_md(part.label)}**", ""] if part.label else []), *_quote_lines(part, link)]
         else:
             lines += _quote_lines(a, link)
         if a.passages:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from .chunking import Sentence
 from .features import QUESTION_FEATURES, SENTENCE_FEATURES, Pool, question_features, sentence_features
 from .index import IndexData
 from .lexicon import Lexicon
+from .lists import announced_count, announced_items, section_heads
 from .question import Query
 from .retrieval import Candidates, Retriever
 from .topk import top_n
@@ -133,6 +134,7 @@ class Reading:
     span: tuple[int, int] = (0, 0)  # the highlight inside sentence.text
     score: float = 0.0  # P(the report answers this), from the answer model
     signals: dict = field(default_factory=dict)  # the answer model's features, by name
+    items: tuple[Sentence, ...] = ()  # the items a list question's sentence announces (lists.py), in order
 
 
 class Reader:
@@ -235,8 +237,9 @@ class Reader:
         # result): the report does not give what was asked, whatever the answer model thinks.
         if cfg.refuse and (p < model.threshold or clash):
             return Reading(tuple(top[:k]), marks, None, False, score=p, signals=signals)
+        items = self._items(sent) if q.wants("list") else ()
         sent = self._complete(sent, q)
-        return Reading(tuple(top[:k]), marks, sent, True, best_span(q.text, sent.text), p, signals)
+        return Reading(tuple(top[:k]), marks, sent, True, best_span(q.text, sent.text), p, signals, items)
 
     def _read_title_block(self, q: Query, pool: Pool, X, scores, cands: Candidates, k: int, cfg: ReaderConfig) -> Reading:
         """Who gave the report, when, at which meeting, its title: the title block says, or nothing does."""
@@ -262,6 +265,18 @@ class Reader:
                        {"document": q.document})
 
     # ---------------------------------------------------------------- the quote's extent
+
+    @cached_property
+    def _heads(self):
+        heads = section_heads(self.data.sentences, self.data.chunks)
+        return heads, {h.section: i for i, h in enumerate(heads)}
+
+    def _items(self, s: Sentence) -> tuple[Sentence, ...]:
+        """The items a sentence announces when they are the sections that follow it (lists.py)."""
+        if s.id < 0 or announced_count(s.text) is None:
+            return ()
+        heads, position = self._heads
+        return tuple(self.data.sentences[i] for i in announced_items(s, heads, position))
 
     def _complete(self, s: Sentence, q: Query) -> Sentence:
         """A glossary entry is quoted whole; a list or a lead-in ("主要是：", "A；B；") runs to its full stop."""

@@ -314,8 +314,11 @@ def format_reply(answer: Answer, view: SourceView | None = None) -> list[dict]:
     if not answer.found:
         related = _sources_panel(answer, view, f"相关段落（{n} 段）", open_=True) if n else ""
         return [_assistant(f'<div class="qa-answer qa-none">{resolved}<p>{NOT_FOUND}</p>{related}</div>')]
-    if answer.parts:  # a comparison across reports: one quote per report named
-        body = "".join(f'<div class="qa-part-label">{_esc(part.label)}</div>' + _quote_html(part) for part in answer.parts)
+    if answer.parts:  # one quote per report a comparison names, or a list's lead and its items
+        body = "".join((f'<div class="qa-part-label">{_esc(part.label)}</div>' if part.label else "") + _quote_html(part)
+                       for part in answer.parts)
+        if answer.message:
+            body = f'<p class="qa-part-note">{_esc(answer.message)}</p>' + body
     else:
         body = _quote_html(answer)
     sources = _sources_panel(answer, view, f"来源（{n} 段）", open_=False) if n else ""

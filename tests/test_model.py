@@ -111,3 +111,19 @@ def test_cli_ask_json_has_the_answer_fields(real_engine, tmp_path):
     assert d["found"] is True and "是指两个相互独立" in d["text"]
     assert set(d["passages"][0]) == {"text", "section", "score", "source", "start", "end", "mark_start", "mark_end",
                                      "document", "citation", "region", "year"}
+
+
+@pytest.mark.parametrize("question", ["八个坚持分别是什么", "2024年工作概括起来有哪六个方面特征？"])
+def test_a_list_announced_across_sections_is_quoted_item_by_item(real_engine, question):
+    a = real_engine.ask(question)
+    assert a.found and a.parts and a.parts[0].text == a.text  # the announcing sentence leads
+    items = a.parts[1:]
+    n = 8 if "八个" in question else 6
+    assert len(items) == n
+    assert [p.text[:3] for p in items] == [f"（{c}）" for c in "一二三四五六七八"[:n]]
+    assert all(p.start > a.start and p.highlight and p.highlight in p.text for p in items)
+
+
+def test_a_question_that_asks_no_list_gets_no_items(real_engine):
+    a = real_engine.ask("具体来说要做到几个坚持？")
+    assert a.found and "八个" in a.text and a.parts == ()
