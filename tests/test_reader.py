@@ -130,3 +130,15 @@ def test_small_talk_gets_a_reply_and_no_quote(fake_engine):
     a = fake_engine.ask("谢谢！", history=["2024年地区生产总值是多少？"])
     assert (a.found, a.intent, a.text, a.passages) == (False, "smalltalk", "", ())
     assert "不客气" in a.message
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("这份报告是谁作的？", "person"), ("做报告的人是啥职务", "person"), ("作报告的领导是什么职位", "person"),
+    ("报告是哪天作的", "date"), ("这份报告是哪一年的", "date"), ("这篇报告的标题是什么", "title"),
+    ("报告是在什么会上作的", "meeting"), ("报告里说的老旧小区改造了多少个", ""), ("今年的工作重点是什么", ""),
+])
+def test_questions_about_the_report_itself_are_told_apart(question, kind):
+    from app.question import about_document
+    from app.textnorm import normalize
+
+    assert about_document(normalize(question)) == kind
