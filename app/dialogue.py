@@ -49,6 +49,7 @@ _ANAPHORA = re.compile(r"^(?:具体|其中|这个|那个|这些|那些|它们?|�
 _FORM = re.compile(r"是多少|多少[个家人户项亿万元钱]*|有哪些|哪些|是什么|什么|几[个家项人户]?|怎么样|如何|怎么|为什么|是否|有没有|多大|"
                    r"how many|how much|what|which|why|how")
 _DOCUMENT = re.compile(r"报告|这份|这篇|讲话|发言|会议|大会|标题|题目|report|speech")
+_MODAL = re.compile(r"^(?:想|要|能|会|可以|打算|准备)+")
 # Words that frame a question (a plan, a result, a change) without naming its topic.
 _FRAME = frozenset("目标 计划 打算 准备 预计 力争 实现 完成 达到 情况 增长 增速 增幅 涨 提高 下降 同比 总共 一共 大概 "
                    "具体 主要 分别 要求 进展 变化".split())
@@ -92,12 +93,22 @@ def smalltalk_reply(kind: str) -> str:
     }.get(kind, f"你好！我可以回答关于这份政府工作报告的问题，并给出原文出处。例如 {ex}")
 
 
+def _is_frame(term: str) -> bool:
+    """A frame word, a frame word after a modal ("想涨", "要涨"), or one verb character with an aspect
+    particle ("发了", "花了"): how a question asks, not what it is about."""
+    stem = term.rstrip("了过着")
+    if stem in _FRAME or (len(stem) == 1 and stem != term):
+        return True
+    m = _MODAL.match(stem)
+    return bool(m) and stem[m.end():] in _FRAME
+
+
 def _topic_terms(text: str) -> list[str]:
     """The words that name what a question is about (not its time, question form or frame)."""
     norm = expand_query(normalize(text))
     pieces = [p for p in re.split(f"{_TIME.pattern}|{_FORM.pattern}", norm, flags=re.I) if p and p.strip()]
     terms = [t for p in pieces for t in content_terms(p)]
-    return [t for t in dict.fromkeys(terms) if not re.fullmatch(r"[\d.%]+.*", t) and t.rstrip("了过") not in _FRAME
+    return [t for t in dict.fromkeys(terms) if not re.fullmatch(r"[\d.%]+.*", t) and not _is_frame(t)
             and not re.fullmatch(r"[比和与跟同]?.", t)]
 
 

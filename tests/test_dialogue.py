@@ -75,3 +75,14 @@ def test_a_chain_of_follow_ups_keeps_its_topic():
 
 def test_no_history_means_the_question_as_asked():
     assert interpret("那就业呢？", [], NONE).resolved == "那就业呢？"
+
+
+@pytest.mark.parametrize("q, topic", [("发了多少钱", "临时救助"), ("今年想涨到多少", "临时救助"), ("花了多少钱？", "临时救助")])
+def test_a_verb_with_an_aspect_or_a_modal_before_a_frame_word_is_no_topic(q, topic):
+    resolved = interpret(q, ["去年临时救助了多少困难群众"], NONE).resolved
+    assert resolved.startswith(q.rstrip("？")) and topic in resolved
+
+
+@pytest.mark.parametrize("q", ["要素保障怎么做", "会展经济怎么发展", "想办法招商的措施有哪些"])
+def test_words_that_merely_begin_like_a_modal_keep_their_topic(q):
+    assert interpret(q, [GDP], NONE).resolved == q
