@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
@@ -131,13 +132,27 @@ class FeedbackStore:
                                 f"to a writable file") from None
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.DatabaseError as exc:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite reports "database is locked"
+        # at once (without its busy handler) when another process is switching it too: retry a while.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return conn
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                if "locked" in str(exc):
+                    conn.close()
+                    raise FeedbackError(f"{self.path} stayed locked by another process for 30 s; try again, or set "
+                                        f"APP_FEEDBACK_DB to another file") from None
+                error = exc
+            except sqlite3.DatabaseError as exc:
+                error = exc
             conn.close()
-            raise FeedbackError(f"{self.path} is not a feedback database ({exc}); move it away or set "
+            raise FeedbackError(f"{self.path} is not a feedback database ({error}); move it away or set "
                                 f"APP_FEEDBACK_DB to another file") from None
-        return conn
 
     @contextmanager
     def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
