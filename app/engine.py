@@ -132,6 +132,24 @@ def clean_history(history: object) -> tuple[str, ...]:
     return tuple(reversed(out))
 
 
+def _region_names(documents) -> re.Pattern | None:
+    """The corpus's own region names, long forms first ("海拉尔区", "海拉尔")."""
+    from .filters import _region_key
+
+    names = {n for d in documents if d.meta.region for n in (d.meta.region, _region_key(d.meta.region)) if len(n) >= 2}
+    return re.compile("|".join(map(re.escape, sorted(names, key=len, reverse=True)))) if names else None
+
+
+def _without(question: str, names: re.Pattern | None) -> str:
+    """The question as the encoder reads it: without the names of the reports' own regions. "in
+    Hailar" says which report, not which passage, and the sentences that name the region would
+    otherwise rise ("海拉尔有多少家工厂" → "海拉尔区在 19 个中心城区…排名")."""
+    if names is None:
+        return question
+    rest = names.sub("", question)
+    return rest if re.search(r"\w", rest) else question
+
+
 class _Related:
     """The dialogue's view of the report: do two sets of words share a sentence? Words the report
     never uses stand in through their bridged neighbours ("增速" → "增长")."""
@@ -181,6 +199,7 @@ class Engine:
         self.retriever = Retriever(data, bm25_chunks=data.bm25_chunks, bm25_sentences=data.bm25_sentences)
         self.lexicon = Lexicon(data, self.retriever.bm25_chunks, self.retriever.bm25_sentences)
         self.reader = Reader(data, self.retriever, self.lexicon)
+        self._names = _region_names(data.documents)
         vocab_vectors = data.vocab_vectors if data.vocab_vectors is not None else np.zeros((0, 1), np.float32)
         self.bridge = Bridge(data.vocab, vocab_vectors)
 
@@ -242,7 +261,7 @@ class Engine:
             return Prepared(q, turn, None, None, {}, (), None, timings)
         query = replace(analyze(expand_query(normalize(turn.resolved))), text=turn.resolved)
         t = time.perf_counter()
-        qvec = self.embedder.embed_queries([turn.resolved])[0]
+        qvec = self.embedder.embed_queries([_without(turn.resolved, self._names)])[0]
         unknown = [w for w in (*query.terms, *query.phrases) if not self.lexicon.present(w)] if cfg.bridge else []
         unknown = unknown[:MAX_BRIDGED]  # a question is a few words; a 2,000-character paste must not cost 2,000 encodes
         bridges = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}

@@ -119,3 +119,16 @@ def test_cli_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "app", "--help"], capture_output=True, text=True, check=True).stdout
     for cmd in ("ask", "chat", "index", "serve", "eval", "bench"):
         assert cmd in out
+
+
+def test_the_encoder_reads_a_question_without_the_reports_own_region_names():
+    from types import SimpleNamespace
+
+    from app.engine import _region_names, _without
+
+    docs = [SimpleNamespace(meta=SimpleNamespace(region="海拉尔区")), SimpleNamespace(meta=SimpleNamespace(region="通源县"))]
+    names = _region_names(docs)
+    assert _without("海拉尔有多少家上规模的工厂", names) == "有多少家上规模的工厂"
+    assert _without("海拉尔区和通源县2025年的目标", names) == "和2025年的目标"
+    assert _without("海拉尔区", names) == "海拉尔区"  # nothing else to read: keep it
+    assert _without("今年的目标", _region_names([])) == "今年的目标"
