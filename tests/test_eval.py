@@ -95,8 +95,9 @@ def test_small_talk_and_topic_switches_are_scored_apart_from_refusals():
     hi2 = {**_rec("s2", None, {}, found=False, answerable=False), "kind": "smalltalk", "intent": "question"}
     sw = {**_rec("w", 1, {"d": 1.0}), "tags": ["switch"], "question": "今天天气怎么样", "resolved": "今天天气怎么样"}
     sw2 = {**_rec("w2", 1, {"d": 1.0}), "tags": ["switch"], "question": "你好", "resolved": "你好 GDP"}
-    s = summarize([hi, hi2, sw, sw2], {"w": {"d": 1}, "w2": {"d": 1}})
-    assert s["smalltalk_ok"] == 0.5 and s["switch_ok"] == 0.5
+    sw3 = {**_rec("w3", 1, {"d": 1.0}), "tags": ["switch"], "question": "对了，区长叫啥", "resolved": "区长叫啥"}
+    s = summarize([hi, hi2, sw, sw2, sw3], {"w": {"d": 1}, "w2": {"d": 1}, "w3": {"d": 1}})
+    assert s["smalltalk_ok"] == 0.5 and s["switch_ok"] == 2 / 3
     assert s["refusal_recall"] != s["refusal_recall"]  # nan: small talk is not an unanswerable question
 
 
