@@ -465,7 +465,8 @@ def _pair_keys(indicator: str) -> set[str]:
 
 
 def figure_pairs(figures: Iterable[Figure]) -> list[FigurePair]:
-    """Each target with the result of the same indicator, measure and unit from an earlier year.
+    """Each target with the result of the same indicator, measure and unit from an earlier year, in the
+    same report (with several reports, another region's result is no baseline for this one's target).
 
     Indicators match when one key ends with the other (到位资金 ↔ 引进国内到位资金; 牲畜存栏量 ↔
     牲畜存栏) and the shorter has at least four characters; ambiguous matches are left out.
@@ -477,7 +478,8 @@ def figure_pairs(figures: Iterable[Figure]) -> list[FigurePair]:
         tk = _pair_keys(t.indicator)
         cands = [
             r for r in results
-            if r.measure == t.measure and r.unit == t.unit and r.year is not None and r.year < t.year
+            if r.source == t.source and r.measure == t.measure and r.unit == t.unit and r.year is not None
+            and r.year < t.year
             and any(_keys_match(a, b) for a in tk for b in _pair_keys(r.indicator))
         ]
         if len(cands) == 1:

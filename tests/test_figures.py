@@ -114,3 +114,14 @@ def test_sorting_by_value_puts_the_largest_first(figures):
     assert values == sorted(values, reverse=True)
     with pytest.raises(ValueError, match="sort must be one of"):
         filter_figures(figures, sort="random")
+
+
+def test_a_target_is_paired_only_with_a_result_of_the_same_report(figures):
+    from dataclasses import replace
+
+    other = [replace(f, source="other.txt") for f in figures]
+    from app.figures import TARGET
+
+    mixed = figure_pairs([*[f for f in figures if f.kind == TARGET], *[f for f in other if f.kind != TARGET]])
+    assert mixed == []  # this report's targets, another report's results: nothing to set side by side
+    assert len(figure_pairs([*figures, *other])) == 2 * len(figure_pairs(figures))
