@@ -152,6 +152,40 @@ def _ranx(recs: list[dict], qrels: dict[str, dict[str, int]]) -> dict[str, float
     return {k: float(v) for k, v in res.items()}
 
 
+# The headline rates the bootstrap reports (the ranx metrics are left out), as (numerator, denominator) columns.
+_RATES = ("hit@1", "hit@5", "em", "refusal_recall", "false_refusal")
+
+
+def bootstrap_ci(recs: list[dict], n: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of the headline rates over questions (resampled with
+    replacement; fixed seed, so a report is reproducible): how far a split's score could move with
+    another sample of questions written the same way."""
+    import numpy as np
+
+    recs = [r for r in recs if r.get("kind") != "smalltalk"]
+    if not recs:
+        return {}
+    ans = np.array([bool(r["answerable"]) for r in recs])
+    found = np.array([bool(r["found"]) for r in recs])
+    rank = np.array([r["first_relevant"] or 0 for r in recs])
+    cols = {  # rate: (counts toward the numerator, counts toward the denominator)
+        "hit@1": (ans & (rank == 1), ans),
+        "hit@5": (ans & (rank >= 1) & (rank <= 5), ans),
+        "em": (ans & np.array([bool(r["em"]) for r in recs]), ans),
+        "refusal_recall": (~ans & ~found, ~ans),
+        "false_refusal": (ans & ~found, ans),
+    }
+    idx = np.random.default_rng(seed).integers(0, len(recs), (n, len(recs)))
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    out = {}
+    for k, (num, den) in cols.items():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rates = num[idx].sum(axis=1) / den[idx].sum(axis=1)
+        out[k] = (float(np.nanpercentile(rates, lo)), float(np.nanpercentile(rates, hi))) if den.any() else (
+            float("nan"), float("nan"))
+    return out
+
+
 def summarize(recs: list[dict], qrels: dict[str, dict[str, int]]) -> dict:
     ans = [r for r in recs if r["answerable"]]
     una = [r for r in recs if not r["answerable"] and r.get("kind") != "smalltalk"]
@@ -307,6 +341,12 @@ def main(args, engine) -> int:
                 per_kind[sp] = {k: summarize(v, qrels) for k, v in sorted(groups.items())}
                 per_kind[sp]["overall"] = by_split[(cfg, sp)]
     default = {sp: by_split[(DEFAULT, sp)] for sp in splits}
+    cis = {sp: bootstrap_ci([r for r in records[DEFAULT] if r["split"] == sp]) for sp in splits}
+    ci_lines = ["| split | " + " | ".join(_RATES) + " |", "|---|" + "---|" * len(_RATES)]
+    for sp in splits:
+        ci_lines.append(f"| {sp} | " + " | ".join(
+            f"{default[sp][k]:.3f} [{cis[sp][k][0]:.3f}, {cis[sp][k][1]:.3f}]" for k in _RATES) + " |")
+    ci_table = "\n".join(ci_lines)
     side = _table({f"{cfg} · {sp}": by_split[(cfg, sp)] for cfg in configs for sp in splits}, "config · split")
     bad = wrong([r for r in records[DEFAULT] if r["split"] == "dev"])
     counts = {sp: sum(q.split == sp for q in questions) for sp in splits}
@@ -317,6 +357,8 @@ def main(args, engine) -> int:
         f"chunking {engine.data.manifest['chunking']}.",
         f"Command: `python -m app eval --configs {','.join(configs)}`", "",
         "## Splits side by side", "", side, "",
+        f"## How far the default's rates could move (95 % bootstrap intervals over questions, `{DEFAULT}`)", "",
+        ci_table, "",
     ]
     for sp in splits:
         lines += [f"## Default (`{DEFAULT}`) by question kind · {sp}", "", _table(per_kind[sp], "kind"), ""]
@@ -331,10 +373,11 @@ def main(args, engine) -> int:
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "eval.json").write_text(json.dumps({
         "summaries": {f"{c}|{sp}": v for (c, sp), v in by_split.items()}, "per_kind": per_kind,
-        "default": DEFAULT, "floors": FLOORS, "records": records[DEFAULT],
+        "default": DEFAULT, "floors": FLOORS, "intervals": cis, "records": records[DEFAULT],
     }, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
     _chart(per_kind, out / "eval.png")
     print(side)
+    print(f"\n{DEFAULT}: 95 % bootstrap intervals over questions\n" + ci_table)
     for sp in splits:
         print(f"\n{DEFAULT} by kind · {sp}\n" + _table(per_kind[sp], "kind"))
     print(f"\n{len(bad)} dev questions wrong under {DEFAULT}; worst first in {out / 'report.md'}")

@@ -107,3 +107,23 @@ def test_floors_are_checked_per_split():
     fails = check_floors({"dev": ok, "blind": low}, {"dev": {"em": 0.8, "false_refusal_max": 0.1},
                                                      "blind": {"em": 0.8, "false_refusal_max": 0.1}})
     assert fails == ["blind em 0.500 < 0.8", "blind false_refusal 0.500 > 0.1"]
+
+
+def test_bootstrap_intervals_hold_the_rate_and_narrow_with_more_questions():
+    from app.evaluate import bootstrap_ci
+
+    def recs(n):  # 80 % answered with the gold first, 20 % unanswerable, half of those refused
+        out = []
+        for i in range(n):
+            if i % 5 == 4:
+                out.append({"answerable": False, "found": i % 10 == 4, "first_relevant": None, "em": False})
+            else:
+                out.append({"answerable": True, "found": True, "first_relevant": 1, "em": i % 4 != 0})
+        return out
+
+    small, large = bootstrap_ci(recs(100)), bootstrap_ci(recs(2000))
+    assert small["hit@1"] == (1.0, 1.0) and small["false_refusal"] == (0.0, 0.0)
+    lo, hi = small["refusal_recall"]
+    assert lo < 0.5 < hi
+    assert large["refusal_recall"][1] - large["refusal_recall"][0] < (hi - lo) / 2
+    assert bootstrap_ci(recs(100)) == small  # a fixed seed: the report is reproducible
