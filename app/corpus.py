@@ -258,9 +258,10 @@ def _is_title(text: str) -> bool:
 
 # ---------------------------------------------------------------- sectioning
 
-_TOP = re.compile(r"^[一二三四五六七八九十]+、")
-_SUB = re.compile(r"^（[一二三四五六七八九十]+）")
-_ORD = re.compile(r"^[一二三四五六七八九十]+是")
+# Heading markers (the number is group 1; lists.py reads the numbering of sections with them)
+_TOP = re.compile(r"^([一二三四五六七八九十]+)、")
+_SUB = re.compile(r"^（([一二三四五六七八九十]+)）")
+_ORD = re.compile(r"^([一二三四五六七八九十]+)是")
 _DASH = re.compile(r"^——")
 _GLOSS = re.compile(r"^(\d+)[.．、]\s*([^：:]{1,40})[：:]")
 # A lead sentence: a short all-Han statement such as "认真谋划储备项目。" or "经济运行稳中有进。"

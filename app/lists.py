@@ -19,17 +19,15 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from .corpus import _DASH, _ORD, _SUB, _TOP
+
 __all__ = ["SectionHead", "announced_count", "announced_items", "item_name", "section_heads"]
 
 _DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九", 0)} | {"两": 2}
 _COUNT = re.compile(r"([一二三四五六七八九十两]{1,3}|\d{1,2})\s*(?:个|项|大|条|点|方面|种|类)")
-_MARKERS = (  # (family, pattern); the number is group 1, absent for dashes
-    ("paren", re.compile(r"^[（(]([一二三四五六七八九十]{1,3})[）)]")),
-    ("dun", re.compile(r"^([一二三四五六七八九十]{1,3})、")),
-    ("shi", re.compile(r"^([一二三四五六七八九十]{1,3})是")),
-    ("arabic", re.compile(r"^(\d{1,2})[.．、]")),
-    ("dash", re.compile(r"^——")),
-)
+# The heading markers the sectioning recognises (corpus.py), by family; the number is group 1,
+# absent for dashes. Glossary entries ("1. 飞地经济：") are numbered sections too.
+_MARKERS = (("paren", _SUB), ("dun", _TOP), ("shi", _ORD), ("arabic", re.compile(r"^(\d{1,2})[.．、]")), ("dash", _DASH))
 MAX_ITEMS = 20
 
 

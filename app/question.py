@@ -43,6 +43,9 @@ _HOW = re.compile(r"实施|推进|开展|加强|加快|推动|落实|建设|完�
 _DEFN = re.compile(r"是指|指的是|即[^使便]")
 _RANK = re.compile(r"第\s*[一二三四五六七八九十\d]+\s*[名位]|排名第|位列第|排在第|首家|第一[个家名位]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
+# What a sentence can supply, by answer type ("amount" is `has_figure`).
+_OFFERS = {"percent": re.compile(r"\d\s*[%‰]|百分之|\d\s*成"), "date": _DATE, "person": _PERSON, "place": _PLACE,
+           "list": _LIST, "reason": _REASON, "how": _HOW, "definition": _DEFN, "rank": _RANK}
 
 
 @dataclass(frozen=True)
@@ -142,25 +145,7 @@ def _phrases(norm: str) -> tuple[str, ...]:
 @lru_cache(maxsize=65536)
 def sentence_types(text: str) -> frozenset:
     """Answer types a sentence can supply (cached: the same report sentences recur across questions)."""
-    out = set()
+    out = {kind for kind, rx in _OFFERS.items() if rx.search(text)}
     if has_figure(text):
         out.add("amount")
-    if re.search(r"\d\s*[%‰]|百分之|\d\s*成", text):
-        out.add("percent")
-    if _DATE.search(text):
-        out.add("date")
-    if _PERSON.search(text):
-        out.add("person")
-    if _PLACE.search(text):
-        out.add("place")
-    if _LIST.search(text):
-        out.add("list")
-    if _REASON.search(text):
-        out.add("reason")
-    if _HOW.search(text):
-        out.add("how")
-    if _DEFN.search(text):
-        out.add("definition")
-    if _RANK.search(text):
-        out.add("rank")
     return frozenset(out)

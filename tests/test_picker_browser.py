@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .conftest import NEEDS_CHROMIUM
+
 OUT = Path(__file__).resolve().parent.parent / "test-output"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: `apt-get install chromium` to run the browser tests"),
+    NEEDS_CHROMIUM,
 ]
 
 
@@ -39,14 +40,13 @@ def multi_server(tmp_path_factory):
     demo.close()
 
 
-def test_choosing_a_report_keeps_the_answer_to_it(multi_server):
-    from playwright.sync_api import expect, sync_playwright
+def test_choosing_a_report_keeps_the_answer_to_it(multi_server, browser):
+    from playwright.sync_api import expect
 
     url, engine = multi_server
     chosen = next(d for d in engine.documents if d.meta.region == "通源县" and d.meta.year == 2024)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    try:
         page.goto(url)
         page.locator("#qa-input textarea").wait_for()
         page.locator("#qa-picker input").click()
@@ -63,4 +63,5 @@ def test_choosing_a_report_keeps_the_answer_to_it(multi_server):
         assert not any(t in chat for t in others)
         OUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUT / "chat-picker.png"), full_page=True)
-        browser.close()
+    finally:
+        page.close()
