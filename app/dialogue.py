@@ -39,8 +39,13 @@ _SMALL = {
 }
 _FILLER = r"[\s,，.。!！?？~～…、:：;；'\"“”()（）\[\]【】\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F]|啊|呀|呢|吧|啦|哦|喔|嘛|哈|了|太|真|非常|十分|特别|很|挺|一下|你|您|们|的|请问|问一下|呗|咯|么|吗|so much|very|a lot|for|you|the"
 _SMALL_RE = re.compile(r"(?:" + "|".join(f"(?P<{k}>{v})" for k, v in _SMALL.items()) + r"|" + _FILLER + r")+", re.I)
-_LEADING_SMALL = re.compile(r"^(?:(?:" + "|".join(_SMALL[k] for k in ("greeting", "thanks", "ack")) + r")[\s,，.。!！~～]*)+",
-                            re.I)
+# A greeting, thanks or acknowledgement before a question ("你好，…", "谢谢！那就业呢"). A word of two
+# or more characters may run straight into the question ("你好请问…"); a single character needs a
+# separator after it, or it is the question's own first word ("对外开放", "牛羊粪污", "早餐", "哈克镇").
+_SEP = r"[\s,，.。!！~～]"
+_LEADING_WORDS = "|".join(_SMALL[k] for k in ("greeting", "thanks", "ack"))
+_RUN_ON = "|".join((_SMALL["greeting"], _SMALL["thanks"], r"嗯+|哦+|ok|okay|对了|对啦"))
+_LEADING_SMALL = re.compile(rf"^(?:(?:(?:{_RUN_ON})(?<=\w\w)(?:(?:你|您)(?!好)|啦|了)?(?![a-z]){_SEP}*|(?:{_LEADING_WORDS})(?:(?:你|您)(?!好)|啦|了)?{_SEP}+))+", re.I)
 
 _TIME = re.compile(r"(?:19|20)\d\d\s*年?度?|去年|今年|明年|前年|后年|上一年|上年|本年度|this year|last year|next year", re.I)
 _MARKER = re.compile(r"^(?:那么|那|还有|另外|再问一下|再问|and|what about|how about)\s*|(?:呢|的呢)\s*[？?]?\s*$", re.I)

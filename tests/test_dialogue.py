@@ -34,6 +34,19 @@ def test_a_question_after_a_greeting_is_still_a_question(text):
     assert interpret(text, [], NONE).intent == "question"
 
 
+@pytest.mark.parametrize("text", ["牛羊粪污去年利用得怎么样", "对外开放有哪些举措", "早餐工程办得怎么样", "哈克镇有什么项目",
+                                  "可以办理哪些业务", "好的政策有哪些", "行政审批改革有哪些", "history of Hailar"])
+def test_a_question_that_begins_like_small_talk_keeps_its_first_word(text):
+    assert interpret(text, [], NONE).resolved == text
+
+
+@pytest.mark.parametrize("text,rest", [("你好请问新增就业多少人", "请问新增就业多少人"), ("好的，那教育呢？", "那教育呢？"),
+                                       ("谢谢你，那教育呢", "那教育呢"), ("早，新增就业多少人", "新增就业多少人"),
+                                       ("hi, how many new jobs?", "how many new jobs?"), ("你好你好，新增就业多少人", "新增就业多少人")])
+def test_small_talk_before_a_question_is_dropped(text, rest):
+    assert interpret(text, [], NONE).resolved == rest
+
+
 def test_the_small_talk_reply_points_to_example_questions():
     assert "？" in interpret("你好", [], NONE).reply
 
