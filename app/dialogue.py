@@ -70,6 +70,10 @@ class Turn:
     resolved: str  # the question to answer, after follow-up resolution ("" for small talk)
     reply: str = ""  # what to say for small talk
     kind: str = ""  # which small talk: greeting / thanks / bye / ack / identity
+    # The message read as a follow-up of the previous question, when it looked complete on its own
+    # ("惠及多少户居民？" after "去年老旧小区改造投了多少钱"): asked only if the report does not
+    # answer the message as it stands (Engine).
+    fallback: str = ""
 
 
 def _small_kind(text: str) -> str | None:
@@ -124,7 +128,9 @@ def _strip(text: str) -> str:
     return text
 
 
-def _resolve(q: str, prev: str, stats: CorpusStats) -> str:
+def _resolve(q: str, prev: str, stats: CorpusStats, *, follow: bool = False) -> str:
+    """``q`` given the previous question ``prev``; ``follow``: read it as a follow-up even though it
+    looks complete on its own (the reading asked only when ``q`` alone finds no answer)."""
     core = _strip(q)
     # a leading "那/还有/what about" marks a follow-up; a trailing "呢" only when the question has no form of its own
     marker = bool(_LEAD_MARKER.search(q.strip())) or (bool(_MARKER.search(q.strip())) and not _FORM.search(core))
@@ -135,7 +141,7 @@ def _resolve(q: str, prev: str, stats: CorpusStats) -> str:
     # a complete question (its own topic and its own question form, no pronoun pointing back) stands
     # alone even after "那…": "那2025年新增就业目标是多少？" is not about the previous topic
     complete = bool(own) and bool(_FORM.search(core)) and not anaphora
-    if about_document or complete or not (marker or anaphora or not own):
+    if about_document or (not follow and (complete or not (marker or anaphora or not own))):
         return q  # it names its own topic (or asks about the report itself): a new question
     if not core:
         return prev
@@ -175,4 +181,11 @@ def interpret(message: str, history: Sequence[str], stats: CorpusStats) -> Turn:
             h = h[hm.end():]
         prev = _resolve(h, prev, stats) if prev else h
     resolved = _resolve(q, prev, stats) if prev else q
-    return Turn("question", resolved)
+    # A message that stood alone may still be a fragment of the previous topic, but only if the report
+    # uses its words together with that topic's ("居民" with "老旧小区"; not "下雪" with "投资").
+    fallback = ""
+    if prev and resolved == q:
+        own, before = _topic_terms(_strip(q)), _topic_terms(prev)
+        if own and before and stats.related(own, before):
+            fallback = _resolve(q, prev, stats, follow=True)
+    return Turn("question", resolved, fallback=fallback if fallback != q else "")

@@ -329,6 +329,17 @@ class Engine:
         reading = self.reader.read(prep.query, prep.candidates, prep.bridges, prep.bridged_tokens, k,
                                    self.reader_config, prep.qvec)
         timings["answer"] = time.perf_counter() - t
+        if not reading.found and turn.fallback:
+            # The message looked complete but the report does not answer it as it stands: read it as a
+            # follow-up of the previous question ("惠及多少户居民？" after the 老旧小区 question).
+            alt = self.prepare(question, k, history, config=config, filters=filters,
+                               turn=replace(turn, resolved=turn.fallback, fallback=""))
+            if alt.candidates is not None:
+                again = self.reader.read(alt.query, alt.candidates, alt.bridges, alt.bridged_tokens, k,
+                                         self.reader_config, alt.qvec)
+                if again.found:
+                    prep, turn, reading = alt, alt.turn, again
+                    timings = {**alt.timings, "answer": time.perf_counter() - t}
         passages = self._passages(reading.order, prep.candidates.fused, reading.marks)
         timings["total"] = time.perf_counter() - t_all
         if not reading.found:

@@ -99,3 +99,15 @@ def test_a_verb_with_an_aspect_or_a_modal_before_a_frame_word_is_no_topic(q, top
 @pytest.mark.parametrize("q", ["要素保障怎么做", "会展经济怎么发展", "想办法招商的措施有哪些"])
 def test_words_that_merely_begin_like_a_modal_keep_their_topic(q):
     assert interpret(q, [GDP], NONE).resolved == q
+
+
+def test_a_complete_looking_question_carries_a_follow_up_reading_when_its_words_go_with_the_topic():
+    stats = Stats({frozenset(("居民", "小区"))})
+    turn = interpret("惠及多少户居民？", ["去年老旧小区改造投了多少钱"], stats)
+    assert turn.resolved == "惠及多少户居民？"  # asked as it stands first
+    assert turn.fallback.startswith("惠及多少户居民？") and "小区" in turn.fallback
+
+
+def test_no_follow_up_reading_for_a_question_unrelated_to_the_topic():
+    assert interpret("明天会下雪吗", ["今年投资增长目标是多少"], NONE).fallback == ""
+    assert interpret("惠及多少户居民？", [], NONE).fallback == ""

@@ -100,6 +100,19 @@ def test_followup_carries_the_topic(real_engine):
     assert "826 人" in a.text
 
 
+def test_a_complete_looking_fragment_is_read_as_a_follow_up_when_alone_it_finds_nothing(real_engine):
+    alone = real_engine.ask("惠及多少戶居民？")  # (Traditional, as a user typed it)
+    assert not alone.found
+    a = real_engine.ask("惠及多少戶居民？", history=["去年老舊小區改造投了多少錢"])
+    assert a.found and "5,074 户" in a.text
+    assert "老旧小区" in a.resolved_question  # the user sees how the message was read
+
+
+def test_an_off_topic_question_in_a_chat_is_not_glued_to_the_previous_topic(real_engine):
+    a = real_engine.ask("明天海拉尔会下雪吗", history=["今年投资增长目标是多少"])
+    assert not a.found and a.resolved_question == "明天海拉尔会下雪吗"
+
+
 def test_cli_ask_json_has_the_answer_fields(real_engine, tmp_path):
     import subprocess
     import sys
