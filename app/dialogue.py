@@ -21,7 +21,7 @@ from typing import Protocol, Sequence
 
 from .textnorm import content_terms, expand_query, normalize
 
-__all__ = ["CorpusStats", "Turn", "interpret", "is_smalltalk", "smalltalk_reply"]
+__all__ = ["CorpusStats", "Turn", "interpret", "is_smalltalk", "smalltalk_reply", "topic_terms"]
 
 EXAMPLES = ("2024年地区生产总值是多少？", "今年要改造多少个老旧小区？", "什么是飞地经济？")
 
@@ -112,7 +112,7 @@ def _is_frame(term: str) -> bool:
     return bool(m) and stem[m.end():] in _FRAME
 
 
-def _topic_terms(text: str) -> list[str]:
+def topic_terms(text: str) -> list[str]:
     """The words that name what a question is about (not its time, question form or frame)."""
     norm = expand_query(normalize(text))
     pieces = [p for p in re.split(f"{_TIME.pattern}|{_FORM.pattern}", norm, flags=re.I) if p and p.strip()]
@@ -135,8 +135,8 @@ def _resolve(q: str, prev: str, stats: CorpusStats, *, follow: bool = False) -> 
     # a leading "那/还有/what about" marks a follow-up; a trailing "呢" only when the question has no form of its own
     marker = bool(_LEAD_MARKER.search(q.strip())) or (bool(_MARKER.search(q.strip())) and not _FORM.search(core))
     anaphora = bool(_ANAPHORA.match(core))
-    own = _topic_terms(core)
-    prev_topic = _topic_terms(prev)
+    own = topic_terms(core)
+    prev_topic = topic_terms(prev)
     about_document = bool(_DOCUMENT.search(core))
     # a complete question (its own topic and its own question form, no pronoun pointing back) stands
     # alone even after "那…": "那2025年新增就业目标是多少？" is not about the previous topic
@@ -185,7 +185,7 @@ def interpret(message: str, history: Sequence[str], stats: CorpusStats) -> Turn:
     # uses its words together with that topic's ("居民" with "老旧小区"; not "下雪" with "投资").
     fallback = ""
     if prev and resolved == q:
-        own, before = _topic_terms(_strip(q)), _topic_terms(prev)
+        own, before = topic_terms(_strip(q)), topic_terms(prev)
         if own and before and stats.related(own, before):
             fallback = _resolve(q, prev, stats, follow=True)
     return Turn("question", resolved, fallback=fallback if fallback != q else "")

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from .bridge import Bridge
-from .dialogue import Turn, interpret
+from .dialogue import Turn, interpret, topic_terms
 from .config import Settings
 from .corpus import Doc, corpus_digests
 from .embedder import Embedder, make_embedder
@@ -337,7 +337,10 @@ class Engine:
             if alt.candidates is not None:
                 again = self.reader.read(alt.query, alt.candidates, alt.bridges, alt.bridged_tokens, k,
                                          self.reader_config, alt.qvec)
-                if again.found:
+                # the context may only say what the message is about; the quote must still hold the
+                # message's own words ("居民" in "受益居民 5,074 户"), or it answers the old topic instead
+                own = topic_terms(q)
+                if again.found and any(w in normalize(again.sentence.text) for w in own):
                     prep, turn, reading = alt, alt.turn, again
                     timings = {**alt.timings, "answer": time.perf_counter() - t}
         passages = self._passages(reading.order, prep.candidates.fused, reading.marks)

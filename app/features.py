@@ -34,7 +34,7 @@ SENTENCE_FEATURES = (
     "time_match", "time_clash", "year_clash",
     # where the sentence sits
     "heading", "front_matter", "front_asked", "glossary", "glossary_named", "lead_in", "first_in_section",
-    "length", "address", "hub",
+    "length", "address", "salutation", "hub",
 )
 
 QUESTION_FEATURES = (
@@ -45,6 +45,8 @@ QUESTION_FEATURES = (
 
 _DOC_WORDS = re.compile(r"报告|这份|这篇|讲话|作报告|做报告|念的|发言|会议|大会|标题|题目|speech|report|delivered")
 _HAN2 = re.compile(r"[\u4e00-\u9fff]{2,}")
+# A sentence made only of forms of address ("各位代表！", "同志们："): it says nothing, so it answers nothing.
+_SALUTATION = re.compile(r"(?:(?:各位|尊敬的|亲爱的)?(?:人大)?(?:代表|委员|同志|朋友|来宾|女士|先生)们?[，,、和及与]?)+[！!：:，,。]?")
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
         f["first_in_section"] = float(s.id == 0 or sentences[s.id - 1].section != s.section)
         f["length"] = math.log1p(len(s.text))
         f["address"] = float(bool(re.match(r"各位代表|同志们", s.text)))
+        f["salutation"] = float(bool(_SALUTATION.fullmatch(s.text.strip())))
         f["hub"] = float(hub[sid])  # closeness to the corpus centroid: generic sentences match every question a little
         rows.append([f[n] for n in SENTENCE_FEATURES])
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))

@@ -36,7 +36,7 @@ GROUPS = {  # for the ablation table: what each family of features adds
     "answer type": tuple(n for n in SENTENCE_FEATURES if n.startswith(("want_", "unit_"))),
     "time": ("time_match", "time_clash", "year_clash"),
     "position": ("heading", "front_matter", "front_asked", "glossary", "glossary_named", "lead_in",
-                 "first_in_section", "length", "address", "hub"),
+                 "first_in_section", "length", "address", "salutation", "hub"),
 }
 
 

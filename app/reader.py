@@ -105,11 +105,11 @@ class ReaderModel:
 
 
 def blocked_rows(X: np.ndarray) -> np.ndarray:
-    """Candidates that may not be the answer: a heading, or the title block, on a question that is
-    not about the document (who gave it, when, its title)."""
+    """Candidates that may not be the answer: a bare form of address ("各位代表！"); a heading, or the
+    title block, on a question that is not about the document (who gave it, when, its title)."""
     col = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
     structural = (X[:, col["heading"]] > 0) | (X[:, col["front_matter"]] > 0)
-    return structural & (X[:, col["front_asked"]] == 0)
+    return (structural & (X[:, col["front_asked"]] == 0)) | (X[:, col["salutation"]] > 0)
 
 
 @lru_cache(maxsize=1)

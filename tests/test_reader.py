@@ -113,6 +113,22 @@ def test_headings_and_the_title_block_are_blocked_unless_the_question_is_about_t
     assert blocked_rows(X).tolist() == [True, True, False, False]
 
 
+def test_a_bare_form_of_address_is_never_an_answer():
+    col = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
+    X = np.zeros((2, len(SENTENCE_FEATURES)))
+    X[0, col["salutation"]] = 1  # "各位代表！"
+    X[1, col["address"]] = 1  # "各位代表！一年来，我们狠抓政府自身建设…": content after the address
+    assert blocked_rows(X).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("text,bare", [("各位代表！", True), ("各位代表：", True), ("同志们，朋友们！", True),
+                                       ("各位代表！一年来，我们狠抓政府自身建设。", False), ("代表建议办理完毕。", False)])
+def test_a_salutation_is_a_sentence_of_forms_of_address_only(text, bare):
+    from app.features import _SALUTATION
+
+    assert bool(_SALUTATION.fullmatch(text)) is bare
+
+
 def test_a_heading_never_answers_a_content_question(fake_engine):
     eng = fake_engine.with_config(refuse=False)
     headings = {s.id for s in eng.data.sentences if s.text.rstrip("。") in {p for c in eng.data.chunks for p in c.path}}
