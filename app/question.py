@@ -111,7 +111,13 @@ UNIT_KINDS = {
     "length": "公里|千米|米|延长米|长度",
     "weight": "吨|斤|产量",
 }
-_ASK_UNIT = {k: re.compile(rf"(?:多少|几|多大|多长|多重)\s*(?:万|亿)?\s*(?:{v})|(?:{v})\s*(?:是|有|达到|为)?\s*(?:多少|几)") for k, v in UNIT_KINDS.items()}
+# ("哪几个村子" asks for names, not a count: no unit)
+_ASK_UNIT = {k: re.compile(rf"(?:多少|(?<!哪)几|多大|多长|多重)\s*(?:万|亿)?\s*(?:{v})|(?:{v})\s*(?:是|有|达到|为)?\s*(?:多少|(?<!哪)几)")
+             for k, v in UNIT_KINDS.items()}
+# A figure and its unit, allowing an approximation and a magnitude between them: "6,900 余盏",
+# "520 余人次", "1 万延长米", "2.2 亿元" (thousands separators are gone after `normalize`).
+_UNIT_FIGURE = re.compile(r"\d+(?:\.\d+)?\s*(?:余|多)?\s*(?:万|亿)?\s*(" + "|".join(
+    sorted({u for v in UNIT_KINDS.values() for u in v.split("|")}, key=len, reverse=True)) + ")")
 
 
 def asked_units(norm: str) -> frozenset:
@@ -121,13 +127,10 @@ def asked_units(norm: str) -> frozenset:
 @lru_cache(maxsize=65536)
 def sentence_units(text: str) -> frozenset:
     """Unit kinds of the figures in a sentence ("9.5 亿元" → money, "6,738 户" → units)."""
-    from .textnorm import figures
-
     out = set()
-    for f in figures(normalize(text)):
-        unit = re.sub(r"^[\d.]+", "", f).lstrip("万亿")
+    for m in _UNIT_FIGURE.finditer(normalize(text)):
         for k, v in UNIT_KINDS.items():
-            if unit and re.fullmatch(rf"(?:{v})(?:（只）)?", unit):
+            if re.fullmatch(rf"(?:{v})", m.group(1)):
                 out.add(k)
     return frozenset(out)
 

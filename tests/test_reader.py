@@ -35,6 +35,18 @@ def test_a_sentence_offers_answer_types_and_units():
     assert "list" in sentence_types("围绕谢尔塔拉农牧场、哈克一五窑村、奋斗友联村开发乡村旅游产品")
 
 
+@pytest.mark.parametrize("s,units", [("节能改造路灯 6,900 余盏", {"units"}), ("到基层出诊 520 余人次。", {"people"}),
+                                     ("拆除围挡 1 万延长米，平整土地 32.82 万平方米。", {"length", "area"}),
+                                     ("粮食产量达到 1.72 亿斤", {"weight"}), ("2025 年1 月 20 日", set())])
+def test_a_unit_is_read_past_an_approximation_or_a_magnitude(s, units):
+    assert sentence_units(s) == units
+
+
+def test_which_ones_asks_for_names_not_a_count():
+    assert analyze("今年乡村游主要搞哪几个村子").units == frozenset()
+    assert analyze("去年新开了几个村子的乡村游").units == {"units"}
+
+
 def test_time_words_are_not_topic_words():
     q = analyze("去年新增就业多少人？")
     assert q.time == "past" and "去年" not in q.terms and "就业" in "".join(q.terms)
