@@ -37,7 +37,7 @@ _SMALL = {
                 r"怎么用|怎么问|介绍一下你自己|自我介绍|你是机器人吗|你是真人吗|你是人吗|你是ai吗|who are you|what are you|"
                 r"what can you do|what do you do|who am i (talking|speaking|chatting) (to|with)|who is this|help|帮助",
 }
-_FILLER = r"[\s,，.。!！?？~～…、:：;；'\"“”()（）\[\]【】\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F]|啊|呀|呢|吧|啦|哦|喔|嘛|哈|了|太|真|非常|十分|特别|很|挺|一下|你|您|们|的|请问|问一下|呗|咯|么|吗|so much|very|a lot|for|you|the"
+_FILLER = r"[\s,，.。!！?？~～…、:：;；'\"“”()（）\[\]【】\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F]|啊|呀|呢|吧|啦|哦|喔|嘛|哈|了|太|真|非常|十分|特别|很|挺|一下|你|您|们|的|请问|问一下|呗|咯|么|吗|帮忙|so much|very|a lot|for|you|the|there|everyone|all"
 _SMALL_RE = re.compile(r"(?:" + "|".join(f"(?P<{k}>{v})" for k, v in _SMALL.items()) + r"|" + _FILLER + r")+", re.I)
 # A greeting, thanks or acknowledgement before a question ("你好，…", "谢谢！那就业呢"). A word of two
 # or more characters may run straight into the question ("你好请问…"); a single character needs a
