@@ -19,15 +19,17 @@ __all__ = ["ANSWER_TYPES", "UNIT_KINDS", "Query", "analyze", "asked_units", "sen
 ANSWER_TYPES = ("amount", "percent", "date", "person", "place", "list", "reason", "how", "definition", "rank")
 
 _ASKS = {
-    "amount": r"多少|几[个家所项次条户人万亿位名期场座台笔处]|多大|多高|多长|多快|多远|多不多|多重|比例|比率|百分之|占比|"
+    "amount": r"多少|(?<![哪第])几[个家所项次条户人万亿位名期场座台笔处]|多大|多高|多长|多快|多远|多不多|多重|比例|比率|百分之|占比|"
               r"增速|增幅|增长了|涨了|降了|提高了|规模|金额|总额|面积|数量|产量|几成|how many|how much|percent|rate|number of|amount|growth",
-    "percent": r"[^\w]?率|比例|比率|百分|占比|增速|增幅|增长了?多少|涨了?多少|降了?多少|提高了?多少|几成|percent|rate\b|growth",
+    "percent": r"[^\w]?率|比例|比率|百分|占比|增速|增幅|增长了?多少|涨了?多少|降了?多少|提高了?多少|几成|几个点|多少个点|"
+               r"percent|rate\b|growth",
     "date": r"什么时候|何时|哪天|哪一天|几月|几号|日期|哪年|哪一年|啥时候|when\b|what date|which day",
     "person": r"谁|哪位|什么人|姓名|名字|叫什么|叫啥|\bwho\b",
     "place": r"哪里|哪儿|在哪|什么地方|哪个地方|地点|位置|哪条|哪座|哪个村|where\b",
     "list": r"哪些|哪几|有什么|有啥|包括|包含|分别|都有|几个方面|哪[一二三四五六七八九十两]|which\b|what are",
     "reason": r"为什么|为何|原因|为啥|怎么会|\bwhy\b",
-    "how": r"怎么|如何|怎样|咋|措施|办法|举措|打算|准备|靠什么|\bhow\b(?! (many|much))",
+    # (打算/准备 alone mark a plan, not a way: "今年GDP打算涨多少" asks an amount)
+    "how": r"怎么|如何|怎样|咋|措施|办法|举措|靠什么|\bhow\b(?! (many|much))",
     "definition": None,  # is_definition_question
     "rank": r"第几|排名|排第|排多少|名次|rank",
 }
@@ -111,27 +113,39 @@ UNIT_KINDS = {
     "length": "公里|千米|米|延长米|长度",
     "weight": "吨|斤|产量",
 }
-# ("哪几个村子" asks for names, not a count: no unit)
-_ASK_UNIT = {k: re.compile(rf"(?:多少|(?<!哪)几|多大|多长|多重)\s*(?:万|亿)?\s*(?:{v})|(?:{v})\s*(?:是|有|达到|为)?\s*(?:多少|(?<!哪)几)")
+# ("哪几个村子" asks for names and "第几次" for a rank, not a count; "几个点" asks percentage points)
+_ASK_UNIT = {k: re.compile(rf"(?:多少|(?<![哪第])几|多大|多长|多重)\s*(?:万|亿)?\s*(?:{v})(?!百?分?点)|"
+                           rf"(?:{v})\s*(?:是|有|达到|为)?\s*(?:多少|(?<![哪第])几)")
              for k, v in UNIT_KINDS.items()}
+_GENERIC_COUNT = re.compile(r"(?:多少|(?<![哪第])几)\s*个(?!百?分?点)")  # "多少个学生": a count of things or of people
 # A figure and its unit, allowing an approximation and a magnitude between them: "6,900 余盏",
 # "520 余人次", "1 万延长米", "2.2 亿元" (thousands separators are gone after `normalize`).
-_UNIT_FIGURE = re.compile(r"\d+(?:\.\d+)?\s*(?:余|多)?\s*(?:万|亿)?\s*(" + "|".join(
-    sorted({u for v in UNIT_KINDS.values() for u in v.split("|")}, key=len, reverse=True)) + ")")
+_UNIT_WORDS = "|".join(sorted({u for v in UNIT_KINDS.values() for u in v.split("|")}, key=len, reverse=True))
+_UNIT_FIGURE = re.compile(r"\d+(?:\.\d+)?\s*(?:余|多)?\s*(?:万|亿)?\s*(" + _UNIT_WORDS + ")")
+# A count in Chinese numerals: "八个“坚持”", "三项", "两家" (not an ordinal "第三个", and not a bare
+# "一个", which is mostly an article: "一个重要…").
+_CN_COUNT = re.compile(r"(?<![第一二三四五六七八九十两百千])(?:[两二三四五六七八九十]|[一二三四五六七八九十两]?[十百千][一二三四五六七八九]?)"
+                       r"\s*(个|项|家|所|座|处|条|件|名|位|户|次|场|方面)")
 
 
 def asked_units(norm: str) -> frozenset:
-    return frozenset(k for k, rx in _ASK_UNIT.items() if rx.search(norm))
+    kinds = {k for k, rx in _ASK_UNIT.items() if rx.search(norm)}
+    if _GENERIC_COUNT.search(norm):
+        kinds.add("people")  # "个" counts people too ("多少个学生" → "6,655 人")
+    return frozenset(kinds)
 
 
 @lru_cache(maxsize=65536)
 def sentence_units(text: str) -> frozenset:
     """Unit kinds of the figures in a sentence ("9.5 亿元" → money, "6,738 户" → units)."""
     out = set()
-    for m in _UNIT_FIGURE.finditer(normalize(text)):
+    norm = normalize(text)
+    for m in (*_UNIT_FIGURE.finditer(norm), *_CN_COUNT.finditer(norm)):
         for k, v in UNIT_KINDS.items():
             if re.fullmatch(rf"(?:{v})", m.group(1)):
                 out.add(k)
+    if any(m.group(1) == "方面" for m in _CN_COUNT.finditer(norm)):
+        out.add("units")
     return frozenset(out)
 
 
@@ -151,4 +165,6 @@ def sentence_types(text: str) -> frozenset:
     out = {kind for kind, rx in _OFFERS.items() if rx.search(text)}
     if has_figure(text):
         out.add("amount")
+    elif _CN_COUNT.search(normalize(text)):
+        out.add("amount")  # "要做到八个“坚持”" answers "几个坚持"
     return frozenset(out)

@@ -27,7 +27,7 @@ UNITS = (
     "亿|万|元|个|人|户|家|亩|吨|公里|千米|米|延长米|所|期|场|次|篇|件|笔|架次|盏|项|处|条|台|座|名|"
     "头|只|斤|年|天|%|‰|倍|成|蒸吨"
 )
-_FIGURE = re.compile(rf"\d+(?:\.\d+)?\s*(?:{UNITS})?")
+_FIGURE = re.compile(rf"\d+(?:\.\d+)?\s*(?:(?:余|多)\s*(?={UNITS}))?(?:{UNITS})?")  # "520 余人次", "20 多家"
 _WORD = re.compile(rf"[{_HAN}]+|[a-z]+|\d+(?:\.\d+)?%?")
 # Question words and particles that carry no topic.
 STOPWORDS = frozenset(
