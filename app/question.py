@@ -16,7 +16,7 @@ from .textnorm import content_terms, normalize
 
 __all__ = ["ANSWER_TYPES", "UNIT_KINDS", "Query", "analyze", "asked_units", "sentence_types", "sentence_units"]
 
-ANSWER_TYPES = ("amount", "percent", "date", "person", "place", "list", "reason", "how", "definition", "rank")
+ANSWER_TYPES = ("amount", "percent", "date", "person", "place", "list", "reason", "how", "definition", "rank", "per_unit")
 
 _ASKS = {
     "amount": r"多少|(?<![哪第])几[个家所项次条户人万亿位名期场座台笔处]|多大|多高|多长|多快|多远|多不多|多重|比例|比率|百分之|占比|"
@@ -32,6 +32,8 @@ _ASKS = {
     "how": r"怎么|如何|怎样|咋|措施|办法|举措|靠什么|\bhow\b(?! (many|much))",
     "definition": None,  # is_definition_question
     "rank": r"第几|排名|排第|排多少|名次|rank",
+    # a rate per head or per unit: "每台补贴多少", "暖气费每平米多少钱", "人均收入", "均价"
+    "per_unit": r"每(?:[一个]?(?:台|个|人|户|平米?|平方米|亩|月|年|吨|斤|天|次|辆|套|间)|平)|人均|户均|亩均|均价|单价|一平|per (?:capita|person|head|unit)",
 }
 _ASK_RE = {k: re.compile(v, re.I) for k, v in _ASKS.items() if v}
 
@@ -47,7 +49,8 @@ _RANK = re.compile(r"第\s*[一二三四五六七八九十\d]+\s*[名位]|排名
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 # What a sentence can supply, by answer type ("amount" is `has_figure`).
 _OFFERS = {"percent": re.compile(r"\d\s*[%‰]|百分之|\d\s*成"), "date": _DATE, "person": _PERSON, "place": _PLACE,
-           "list": _LIST, "reason": _REASON, "how": _HOW, "definition": _DEFN, "rank": _RANK}
+           "list": _LIST, "reason": _REASON, "how": _HOW, "definition": _DEFN, "rank": _RANK,
+           "per_unit": re.compile(r"每[^，。；]{0,6}\d|人均|户均|亩均|均价|单价|每[一个]?(?:台|个|人|户|平方米|亩|月|年|吨)|/\s*[\u4e00-\u9fff]")}
 
 
 @dataclass(frozen=True)

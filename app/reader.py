@@ -60,29 +60,36 @@ class LinearModel:
 
 @dataclass(frozen=True)
 class BoostedModel:
-    """Gradient-boosted trees (LightGBM's own text format, kept inside the JSON file) giving a probability."""
+    """Gradient-boosted trees giving a probability: the mean of a few models fitted with different
+    bagging seeds (less variance than any one of them), each in LightGBM's own text format inside
+    the JSON file."""
 
     features: tuple[str, ...]
-    text: str
+    texts: tuple[str, ...]
 
     @property
-    def booster(self):
-        b = self.__dict__.get("_booster")
-        if b is None:
+    def boosters(self) -> list:
+        bs = self.__dict__.get("_boosters")
+        if bs is None:
             from .imports import import_without
 
             # lightgbm would import pandas and scikit-learn, which prediction does not use (1 s of a cold start)
             lightgbm = import_without("lightgbm", ("pandas", "sklearn"))
-            b = lightgbm.Booster(model_str=self.text)
-            object.__setattr__(self, "_booster", b)  # a cache, not state: same model text, same booster
-        return b
+            bs = [lightgbm.Booster(model_str=t) for t in self.texts]
+            object.__setattr__(self, "_boosters", bs)  # a cache, not state: same model texts, same boosters
+        return bs
 
     def probability(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster.predict(X, num_threads=1), dtype=np.float64)
+        return np.mean([b.predict(X, num_threads=1) for b in self.boosters], axis=0).astype(np.float64)
 
     @classmethod
     def from_dict(cls, d: dict) -> "BoostedModel":
-        return cls(tuple(d["features"]), str(d["lightgbm"]))
+        texts = d["lightgbm"]
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError("'lightgbm' must be a model text or a non-empty list of them")
+        return cls(tuple(d["features"]), tuple(texts))
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,13 @@ def test_plan_words_ordinals_and_points_are_read_for_what_they_ask(q, asks, unit
     assert a.asks == asks and a.units == units
 
 
+def test_a_rate_per_unit_is_its_own_answer_type():
+    assert "per_unit" in analyze("家电以旧换新每台能补贴多少钱").asks and "per_unit" in analyze("新房均价多少一平").asks
+    assert "per_unit" not in analyze("去年GDP多少").asks
+    assert "per_unit" in sentence_types("深入开展节水行动，计划节水面积超过 1 万亩，亩均节水达到 30%。")
+    assert "per_unit" not in sentence_types("组织开展家电以旧换新活动，销售额达到 8,209 万元。")
+
+
 def test_an_approximate_count_is_an_amount():
     from app.answer import has_figure
 
@@ -189,3 +196,22 @@ def test_questions_about_the_report_itself_are_told_apart(question, kind):
     from app.textnorm import normalize
 
     assert about_document(normalize(question)) == kind
+
+
+def test_the_answer_model_is_the_mean_of_its_seeded_tree_models():
+    model = ReaderModel.load()
+    d = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert len(model.answer.texts) == len(d["answer"]["lightgbm"]) > 1
+    X = np.random.default_rng(0).uniform(0, 1, (3, len(QUESTION_FEATURES)))
+    each = np.stack([b.predict(X, num_threads=1) for b in model.answer.boosters])
+    assert np.allclose(model.answer.probability(X), each.mean(axis=0))
+    assert not np.allclose(each[0], each[1])  # the seeds differ, or averaging would be pointless
+
+
+def test_an_answer_model_with_no_trees_names_the_fix(tmp_path):
+    d = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    d["answer"]["lightgbm"] = []
+    bad = tmp_path / "reader.json"
+    bad.write_text(json.dumps(d), encoding="utf-8")
+    with pytest.raises(ValueError, match="python -m app fit"):
+        ReaderModel.load(bad)
