@@ -15,7 +15,6 @@ from typing import Sequence
 import numpy as np
 
 from .answer import section_time, section_year
-from .bridge import Neighbour
 from .chunking import Chunk, Sentence
 from .lexicon import Lexicon
 from .question import ANSWER_TYPES, Query, sentence_types, sentence_units
@@ -186,10 +185,9 @@ def question_features(pool: Pool, X: np.ndarray, scores: np.ndarray, best: int, 
     bridged_sim = [max((n.similarity for n in pool.bridges.get(t, ())), default=0.0) for t in absent]
     bigrams = [m[i:i + 2] for m in _HAN2.findall(q.norm) for i in range(len(m) - 1)]
     row = X[best]
-    # the most distinctive question word that neither the answer sentence (with its heading and
-    # passage) nor any of the word's bridged neighbours covers: "区委书记" against "区长 于 民"
+    # the most distinctive question word that neither the answer sentence (with its section path)
+    # nor any of the word's bridged neighbours covers: "区委书记" against "区长 于 民"
     s = pool.sentence_ids[best]
-    chunk = pool.chunk_of[best]
     hay = lex.sentence_norm[s] + normalize(" ".join(chunks_path(pool, best)))
     missing = [t for t in terms if t not in hay and not any(n.term in hay for n in pool.bridges.get(t, ()))]
     idf_cap = lex.idf_cap

@@ -514,131 +514,21 @@ def _origin(request) -> str:
 def build_ui(engine, corpus_dir=None, feedback=None):
     """The workbench page for ``engine`` (queue enabled) plus the API route ``/ask``.
 
-    Tabs: 问答 (the chat, with 👍/👎, copy and export), 报告原文 (the report, its contents and
-    search; citations open it at their place) and 数据一览 (every figure, filterable, as CSV, with
-    charts). ``corpus_dir`` is the folder the index was built from (default: the settings'), and
-    ``feedback`` a FeedbackStore (default: APP_FEEDBACK_DB or the user data folder).
+    Tabs: 问答 (the chat, with 👍/👎, copy and export: `ui_chat`), 报告原文 (the report, its contents
+    and search; citations open it at their place: `ui_report`) and 数据一览 (every figure,
+    filterable, as CSV, with charts: `ui_figures`). ``corpus_dir`` is the folder the index was
+    built from (default: the settings'), and ``feedback`` a FeedbackStore (default: APP_FEEDBACK_DB
+    or the user data folder).
     """
     import gradio as gr
 
     from .config import Settings
-    from .errors import AppError
-    from .export import conversation_markdown
-    from .figures import ALL, SORTS, filter_figures
-    from .reportview import LocationError, find_results, parse_location, render_report
-    from .workbench import SCROLL_JS, Workbench, chart_html, figures_table_html, pairs_html
+    from .ui_chat import ChatState, chat_tab, wire_chat
+    from .ui_figures import figures_tab, wire_figures
+    from .ui_report import report_tab, wire_report
+    from .workbench import Workbench
 
     bench = Workbench.open(corpus_dir or Settings.from_env().corpus_dir, feedback)
-    turn_for = make_answerer(engine)
-
-    # The page's chat handlers: each keeps the last CHAT_TURNS_KEPT turns (and the records of their
-    # replies), so what the page sends back with the next question, and what the session's State
-    # holds, stay bounded however long the chat runs.
-    def add_user(message: str, history: list, turns: list):
-        if not (message or "").strip():
-            return (message, *keep_turns(history, turns, CHAT_TURNS_KEPT))
-        history, turns = keep_turns(history, turns, CHAT_TURNS_KEPT - 1)
-        return "", [*history, user_message(message)], turns
-
-    def add_example(evt: gr.SelectData, history: list, turns: list):
-        value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
-        history, turns = keep_turns(history, turns, CHAT_TURNS_KEPT - 1)
-        return [*history, user_message(str(value.get("text", "")))], turns
-
-    def add_reply(history: list, turns: list, given: dict, sources=None):
-        history, turns = keep_turns(history, turns, CHAT_TURNS_KEPT)
-        if not history or _role(history[-1]) != "user":
-            return history, turns
-        message = user_texts(history[-1:])
-        earlier = earlier_questions(history[:-1])  # the user's own words: the engine resolves the chain
-        answer, reply = turn_for(message[0] if message else "", earlier, sources or None)
-        record = ChatTurn(_next_id(turns, given), answer, tuple(earlier), len(history), len(history) + len(reply) - 1)
-        return [*history, *reply], [*turns, record]
-
-    def export_file(turns: list, request: gr.Request):
-        answers = [t.answer for t in turns if t.answer is not None]
-        return bench.write("conversation.md", conversation_markdown(answers, base_url=_origin(request), title=title))
-
-    def on_like(data: gr.LikeData, turns: list, given: dict):
-        t = turn_at(turns, data.index)
-        given = {i: f for i, f in given.items() if any(x.id == i for x in turns)}  # replies still in the chat
-        hide = (gr.update(visible=False), "", gr.update(), gr.update(), given, None)
-        if t is None or t.answer is None:
-            return hide
-        answer = t.answer
-        if data.liked not in (True, False):  # the click took the rating back
-            if t.id in given:
-                bench.feedback.delete(given.pop(t.id))
-            return (*hide[:4], given, None)
-        rating = 1 if data.liked else -1
-        if t.id in given:
-            bench.feedback.update(given[t.id], rating=rating)
-        else:
-            given[t.id] = bench.feedback.add(_feedback_of(answer, t.history, rating))
-        choices = [(f"[{i}] {p.section}（第 {p.start}–{p.end} 字符）", i - 1) for i, p in enumerate(answer.passages, 1)]
-        note = ("已记录：有用。谢谢！" if rating > 0 else "已记录：不准确。可以说明哪里不对，或指出正确的位置：")
-        return (gr.update(visible=True), f"{note}（问题：{answer.question}）",
-                gr.update(choices=choices, value=None, visible=rating < 0 and bool(choices)),
-                gr.update(value=""), given, t.id)
-
-    def on_feedback_detail(turn_id, comment: str, place, turns: list, given: dict):
-        t = next((x for x in turns if x.id == turn_id), None)
-        if t is None or t.answer is None or turn_id not in given:
-            raise gr.Error("先点 👍 或 👎，再补充说明。", print_exception=False)
-        answer = t.answer
-        changes = {"comment": (comment or "").strip()}
-        if isinstance(place, int) and not isinstance(place, bool) and 0 <= place < len(answer.passages):
-            p = answer.passages[place]
-            changes.update(right_source=p.source, right_section=p.section, right_start=p.start, right_end=p.end,
-                           right_text=p.text)
-        try:
-            bench.feedback.update(given[turn_id], **changes)
-        except AppError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        return "已保存，谢谢。反馈只供人工复查，不会自动改变回答。"
-
-    def show_place(query: str, find: str, request: gr.Request):
-        """Open the report tab at the place a deep link names (from a click or the page's URL)."""
-        query = (query or "").split("#", 1)[0][:MAX_LINK_CHARS]
-        from urllib.parse import parse_qsl
-
-        params = dict(parse_qsl(query.lstrip("?")))
-        try:
-            loc = parse_location(params, bench.sizes)
-        except LocationError as exc:
-            return (render_report(bench.doc(), find=find, notice=f"无法打开这个链接：{exc}"),
-                    gr.Tabs(selected="report"), "")
-        if loc is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        return (render_report(bench.doc(loc.source), loc, find=find), gr.Tabs(selected="report"),
-                _origin(request) + loc.query())
-
-    def on_load(request: gr.Request):
-        params = dict(getattr(request, "query_params", {}) or {})
-        if not params.get("doc"):
-            return gr.skip(), gr.skip(), gr.skip()
-        from urllib.parse import urlencode
-
-        return show_place("?" + urlencode(params), "", request)
-
-    def on_find(find: str):
-        find = (find or "").strip()[:100]
-        doc = bench.doc()
-        hits = find_results(doc, find) if find else []
-        items = "".join(
-            f'<li><a class="qa-link" href="{html.escape(loc.query())}">{_esc(section) or "（正文）"}</a>：'
-            f"{_esc(snippet)}</li>" for loc, section, snippet in hits)
-        listing = f'<ol class="qa-find-list" aria-label="查找结果">{items}</ol>' if hits else ""
-        return render_report(doc, find=find), listing
-
-    def on_filter(text: str, kind: str, measure: str, year: str, sort: str):
-        rows = filter_figures(bench.figures, (text or "")[:100], kind, measure, year,
-                              sort if sort in SORTS else "文中顺序")
-        return (figures_table_html(rows, caption=f"共 {len(rows)} 项（全部 {len(bench.figures)} 项）"),
-                bench.csv_file(rows))
-
-    years = sorted({str(f.year) for f in bench.figures if f.year})
-    all_rows = list(bench.figures)
 
     def api_ask(question: str, k: int = K) -> dict:
         """Answer a question from the report. Returns found, text, highlight, section, source,
@@ -656,87 +546,18 @@ def build_ui(engine, corpus_dir=None, feedback=None):
     with gr.Blocks(title=title, fill_height=True, analytics_enabled=False,
                    delete_cache=(min(60, DOWNLOAD_TTL_S), DOWNLOAD_TTL_S)) as demo:
         gr.Markdown(f"# {title}\n答案逐字引自报告原文，标出答案所在的句子和章节；离线运行。", elem_id="qa-title")
-        turns = gr.State([])
-        given = gr.State({})
-        fb_turn = gr.State(None)
+        state = ChatState(gr.State([]), gr.State({}), gr.State(None))
         goto = gr.Textbox(visible="hidden", label="跳转到报告中的位置", max_length=MAX_LINK_CHARS, elem_id="qa-goto")
         with gr.Tabs(selected="chat", elem_id="qa-tabs") as tabs:
             with gr.Tab("问答", id="chat", elem_id="qa-tab-chat"):
-                chatbot = gr.Chatbot(
-                    label="问答",
-                    show_label=False,
-                    elem_id="qa-chat",
-                    height=520,
-                    min_height=320,
-                    placeholder="**向报告提问**<br>例如下面的问题，或在下方输入自己的问题。",
-                    examples=[{"text": q} for q in EXAMPLES],
-                    sanitize_html=True,
-                    render_markdown=True,
-                    latex_delimiters=[],  # "$" in a question is not LaTeX
-                    buttons=[],
-                    feedback_options=("Like", "Dislike"),
-                    layout="bubble",
-                    autoscroll=True,
-                )
-                picker = None
-                if n_docs > 1:  # several reports: let the reader narrow the search
-                    picker = gr.Dropdown(choices=document_choices(engine.documents), value=[], multiselect=True,
-                                         label="在这些报告中查找（不选 = 全部报告）", elem_id="qa-picker")
-                box = gr.Textbox(
-                    label="问题",
-                    show_label=False,
-                    placeholder="输入关于报告的问题，按回车发送",
-                    submit_btn="发送",
-                    lines=1,
-                    max_lines=4,
-                    autofocus=True,
-                    elem_id="qa-input",
-                )
-                with gr.Group(visible=False, elem_id="qa-feedback") as fb_panel:
-                    fb_note = gr.Markdown()
-                    fb_comment = gr.Textbox(label="补充说明（可选）", max_lines=4, max_length=2000)
-                    fb_place = gr.Dropdown(label="正确的位置是…（可选，从来源中选）", choices=[], visible=False)
-                    fb_send = gr.Button("提交说明", size="sm")
-                    fb_done = gr.Markdown()
-                export = gr.DownloadButton("导出对话（Markdown）", value=bench.write(
-                    "conversation.md", conversation_markdown([], title=title)), size="sm", elem_id="qa-export")
+                chat = chat_tab(engine, bench, title)
             with gr.Tab("报告原文", id="report", elem_id="qa-tab-report"):
-                find_box = gr.Textbox(label="在报告中查找", placeholder="例如：老旧小区、231.52亿元", submit_btn="查找",
-                                      max_lines=1, max_length=100, elem_id="qa-find")
-                find_list = gr.HTML(elem_id="qa-find-results")
-                share = gr.Textbox(label="当前位置的链接（可复制分享）", interactive=False, buttons=["copy"], elem_id="qa-share")
-                report = gr.HTML(render_report(bench.doc()), elem_id="qa-report")
+                report = report_tab(bench)
             with gr.Tab("数据一览", id="figures", elem_id="qa-tab-figures"):
-                gr.HTML(pairs_html(bench.pairs) + chart_html(bench.pairs, bench.figures), elem_id="qa-fig-charts")
-                with gr.Row(equal_height=True):
-                    f_text = gr.Textbox(label="筛选（指标、章节或句子）", max_lines=1, max_length=100, scale=2)
-                    f_kind = gr.Dropdown([ALL, "结果", "目标", "其他"], value=ALL, label="类别", min_width=110)
-                    f_measure = gr.Dropdown([ALL, "总量", "增速", "比率"], value=ALL, label="口径", min_width=110)
-                    f_year = gr.Dropdown([ALL, *years], value=ALL, label="年份", min_width=110)
-                    f_sort = gr.Dropdown(list(SORTS), value="文中顺序", label="排序", min_width=150)
-                csv_btn = gr.DownloadButton("下载 CSV（当前筛选）", value=bench.csv_file(all_rows), size="sm",
-                                            elem_id="qa-csv")
-                table = gr.HTML(figures_table_html(all_rows, caption=f"共 {len(all_rows)} 项（全部 {len(all_rows)} 项）"),
-                                elem_id="qa-fig-table")
-
-        send = box.submit(add_user, [box, chatbot, turns], [box, chatbot, turns], queue=False, **ui_only)
-        pick = chatbot.example_select(add_example, [chatbot, turns], [chatbot, turns], queue=False, **ui_only)
-        for trigger in (send, pick):
-            trigger.then(add_reply, [chatbot, turns, given, *([picker] if picker is not None else [])], [chatbot, turns], show_progress="minimal", **ui_only).then(
-                export_file, turns, export, **ui_only)
-        chatbot.clear(lambda: ([], {}, None, gr.update(visible=False)), None, [turns, given, fb_turn, fb_panel],
-                      **ui_only).then(export_file, turns, export, **ui_only)
-        chatbot.like(on_like, [turns, given], [fb_panel, fb_note, fb_place, fb_comment, given, fb_turn], **ui_only)
-        fb_send.click(on_feedback_detail, [fb_turn, fb_comment, fb_place, turns, given], fb_done, **ui_only)
-        goto.change(show_place, [goto, find_box], [report, tabs, share], **ui_only).then(
-            None, None, None, js=SCROLL_JS, **ui_only)
-        find_box.submit(on_find, find_box, [report, find_list], **ui_only).then(None, None, None, js=SCROLL_JS, **ui_only)
-        filters = [f_text, f_kind, f_measure, f_year, f_sort]
-        for c in filters[1:]:
-            c.change(on_filter, filters, [table, csv_btn], **ui_only)
-        f_text.submit(on_filter, filters, [table, csv_btn], **ui_only)
-        f_text.blur(on_filter, filters, [table, csv_btn], **ui_only)
-        demo.load(on_load, None, [report, tabs, share], **ui_only).then(None, None, None, js=SCROLL_JS, **ui_only)
+                figures = figures_tab(bench)
+        wire_chat(chat, engine, bench, title, state, ui_only)
+        wire_report(report, bench, goto, tabs, demo, ui_only)
+        wire_figures(figures, bench, ui_only)
         gr.api(api_ask, api_name="ask")
     # Engine.ask only reads: safe to share across sessions
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)

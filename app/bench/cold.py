@@ -13,7 +13,6 @@ The index is built and the encoder exported before this phase runs; the OS file 
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
