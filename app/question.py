@@ -89,10 +89,11 @@ def analyze(question: str) -> Query:
 
 
 _ABOUT_DOC = re.compile(r"(?:这份|这篇|这个|本)?(?:政府)?(?:工作)?报告|这份|这篇|讲话|发言|\breport\b|\bspeech\b")
+# (who before title: "Who delivered this report, and what is his job title?" asks for the person)
 _DOC_ASK = {
+    "person": re.compile(r"谁|哪位|什么人|啥人|职务|职位|身份|什么官|啥官|哪个领导|什么领导|who|delivered by|position"),
     "title": re.compile(r"标题|题目|名字叫|叫什么|title|called"),
     "meeting": re.compile(r"什么会|哪个会|哪次会|几届|第几次|会议|大会|meeting|session|congress"),
-    "person": re.compile(r"谁|哪位|什么人|啥人|职务|职位|身份|什么官|啥官|哪个领导|什么领导|who|delivered by|position"),
     "date": re.compile(r"哪天|哪一天|什么时候|何时|几月|几号|日期|哪年|哪一年|年份|when|what date|which year"),
 }
 

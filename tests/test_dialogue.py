@@ -21,7 +21,8 @@ GDP = "2024年地区生产总值是多少？"
 
 @pytest.mark.parametrize("text", ["你好", "您好！", "hi", "谢谢", "太感谢了，辛苦", "thx", "ok", "好的", "嗯嗯 知道了 再见",
                                   "你是谁啊", "你能做什么？", "你都会干些啥", "你可以回答什么", "Hi, who am I talking to?",
-                                  "拜拜~", "👍 谢谢", "hi there, what can you do?", "謝謝你的幫忙"])
+                                  "拜拜~", "👍 谢谢", "hi there, what can you do?", "謝謝你的幫忙", "你是谁？能干啥",
+                                  "hi there, can you help me?"])
 def test_greetings_thanks_and_questions_about_the_bot_are_small_talk(text):
     turn = interpret(text, [GDP], NONE)
     assert turn.intent == "smalltalk" and turn.resolved == "" and turn.reply

@@ -190,6 +190,7 @@ def test_small_talk_gets_a_reply_and_no_quote(fake_engine):
     ("这份报告是谁作的？", "person"), ("做报告的人是啥职务", "person"), ("作报告的领导是什么职位", "person"),
     ("报告是哪天作的", "date"), ("这份报告是哪一年的", "date"), ("这篇报告的标题是什么", "title"),
     ("报告是在什么会上作的", "meeting"), ("报告里说的老旧小区改造了多少个", ""), ("今年的工作重点是什么", ""),
+    ("Who delivered this report, and what is his job title?", "person"), ("这份报告叫什么名字", "title"),
 ])
 def test_questions_about_the_report_itself_are_told_apart(question, kind):
     from app.question import about_document
