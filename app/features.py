@@ -38,7 +38,8 @@ SENTENCE_FEATURES = (
 
 QUESTION_FEATURES = (
     "reader_score", "reader_margin", "dense", "dense_gap_second", "cov", "cov_bridged", "cov_chunk",
-    "absent", "absent_bridged_sim", "oov_bigrams", "miss_idf", "type_lacks", "unit_lacks", "time_clash", "year_clash",
+    "absent", "absent_in_frame", "absent_bridged_sim", "oov_bigrams", "miss_idf", "type_lacks", "unit_lacks",
+    "time_clash", "year_clash",
     "crosslingual", "n_terms", "heading", "front_matter", "front_asked", "glossary_named", "on_topic", "dense_max", "bm25_raw",
 )
 
@@ -66,6 +67,7 @@ class Pool:
     paths: tuple = ()  # the section path of each candidate's chunk
     on_topic: float = 0.0  # cosine of the question with the corpus centroid: how much it is about the report at all
     within: object = None  # the chunks a filter keeps (vectors.Subset), or None: words are present or absent there
+    in_frame: object = None  # the chunks in the tense the question asks (vectors.Subset), or None: no time asked
 
 
 def _coverage(terms: Sequence[str], weights: Sequence[float], hay: str) -> float:
@@ -201,6 +203,10 @@ def question_features(pool: Pool, X: np.ndarray, scores: np.ndarray, best: int, 
         "cov_bridged": row[col["cov_bridged"]],
         "cov_chunk": row[col["cov_chunk"]],
         "absent": sum(weights[t] for t in absent) / wsum,
+        # words the report uses, but never in the part of the time asked: "2025年新增就业目标" when 新增就业
+        # appears only in the review of 2024
+        "absent_in_frame": (sum(weights[t] for t in terms if t not in absent and not lex.present(t, pool.in_frame))
+                            / wsum) if pool.in_frame is not None else 0.0,
         "absent_bridged_sim": float(np.mean(bridged_sim)) if bridged_sim else 1.0,
         "oov_bigrams": (sum(not lex.present(b, pool.within) for b in bigrams) / len(bigrams)) if bigrams else 0.0,
         "miss_idf": miss_idf / idf_cap,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .answer import best_span
+from .answer import best_span, section_time
 from .chunking import Sentence
 from .features import QUESTION_FEATURES, SENTENCE_FEATURES, Pool, question_features, sentence_features
 from .index import IndexData
@@ -32,6 +32,7 @@ from .lists import announced_count, announced_items, section_heads
 from .question import Query
 from .retrieval import Candidates, Retriever
 from .topk import top_n
+from .vectors import Subset
 
 __all__ = ["MODEL_PATH", "BoostedModel", "LinearModel", "Reader", "ReaderConfig", "ReaderModel", "Reading",
            "blocked_rows"]
@@ -158,6 +159,17 @@ class Reader:
             if s.section in first:
                 self.title_sentences.setdefault(data.chunks[s.chunk].source, []).append(s.id)
         self.years = {d.source: d.meta.year for d in data.documents}
+        self.sources = tuple(dict.fromkeys(c.source for c in data.chunks))
+        # each report's chunks by tense (the part reviewing the past, the part planning), as id ranges
+        self.tense_ranges: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for c in data.chunks:
+            tense = section_time(c.path, self.years.get(c.source))
+            if tense:
+                runs = self.tense_ranges.setdefault((c.source, tense), [])
+                if runs and runs[-1][1] == c.id:
+                    runs[-1] = (runs[-1][0], c.id + 1)
+                else:
+                    runs.append((c.id, c.id + 1))
         centroid = data.sentence_vectors.mean(axis=0) if len(data.sentence_vectors) else np.zeros(1, np.float32)
         centroid = centroid / (np.linalg.norm(centroid) or 1.0)
         self.centroid = centroid.astype(np.float32)
@@ -199,7 +211,22 @@ class Reader:
         return Pool(q, sent_ids, sims[idx], bm25[idx], bm25b[idx], chunk_of, dict(fused),
                     {c: r for r, c in enumerate(cands.order)}, dict(cands.dense), bridges, frozenset(gloss),
                     tuple(data.chunks[c].path for c in chunk_of), float(qvec @ self.centroid),
-                    None if scope is None else scope.chunks)
+                    None if scope is None else scope.chunks, self._in_frame(q, scope))
+
+    def _in_frame(self, q: Query, scope) -> Subset | None:
+        """The chunks, in the question's scope, of the part of each report in the time the question
+        asks (its 去年 → the review, its 今年 → the plans); None when it asks no time."""
+        sources = self.sources if scope is None else scope.sources
+        frames: dict = {}  # one reading of the question per report year (a big corpus has few years)
+        ranges, asked = [], False
+        for s in sources:
+            year = self.years.get(s)
+            if year not in frames:
+                frames[year] = q.time_in(year)
+            if frames[year]:
+                asked = True
+                ranges.extend(self.tense_ranges.get((s, frames[year]), ()))
+        return Subset.of(ranges) if asked else None
 
     def features(self, pool: Pool) -> np.ndarray:
         return sentence_features(pool, self.data.sentences, self.data.chunks, self.lexicon, self.first_section, self.hub,

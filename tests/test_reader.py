@@ -216,3 +216,31 @@ def test_an_answer_model_with_no_trees_names_the_fix(tmp_path):
     bad.write_text(json.dumps(d), encoding="utf-8")
     with pytest.raises(ValueError, match="python -m app fit"):
         ReaderModel.load(bad)
+
+
+def _question_signal(engine, question: str, name: str) -> float:
+    from app.features import question_features
+    from app.reader import ReaderConfig
+
+    prep = engine.prepare(question)
+    r = engine.reader
+    pool = r.pool(prep.query, prep.candidates, prep.bridges, prep.bridged_tokens, ReaderConfig(), prep.qvec)
+    X = r.features(pool)
+    scores = X[:, 0]
+    return float(question_features(pool, X, scores, int(np.argmax(scores)), engine.lexicon)[QUESTION_FEATURES.index(name)])
+
+
+def test_a_word_the_report_uses_only_for_another_time_than_asked_is_absent_in_frame(fake_engine):
+    # 君尚 (a mall that opened in 2024) is named in the review of 2024 only; the 2025 plans never name it
+    assert _question_signal(fake_engine, "今年君尚客流目标是多少？", "absent_in_frame") > 0
+    assert _question_signal(fake_engine, "去年君尚客流多少？", "absent_in_frame") == 0
+    assert _question_signal(fake_engine, "君尚客流多少？", "absent_in_frame") == 0  # no time asked
+
+
+def test_the_tense_ranges_cover_the_review_and_the_plans(fake_engine):
+    r = fake_engine.reader
+    src = fake_engine.data.chunks[0].source
+    past, future = r.tense_ranges[(src, "past")], r.tense_ranges[(src, "future")]
+    chunks = fake_engine.data.chunks
+    assert all(chunks[i].path[0].startswith("一、") for a, b in past for i in range(a, b))
+    assert all(chunks[i].path[0].startswith("二、") for a, b in future for i in range(a, b))
