@@ -319,8 +319,22 @@ class Reader:
             # a glossary entry is one unit ("三多", "三少", "三慢" are three sentences)
             return Sentence(-1, chunk.id, s.section, chunk.text, chunk.start, chunk.end, chunk.offsets)
         if s.text.endswith(("：", ":")) or (s.text.endswith(("；", ";")) and q.asks & {"list", "definition", "how"}):
-            return self._extend_to_period(s)
+            s = self._extend_to_period(s)
+        if q.wants("list") and re.search(r"[：:]", s.text):
+            s = self._with_addendum(s)
         return s
+
+    def _with_addendum(self, s: Sentence) -> Sentence:
+        """A list's last item may follow in the next sentence: "…主要是：A；B；C。另外，还有少数干部…"."""
+        sents = self.data.sentences
+        last = next((x for x in sents[s.id:] if x.end >= s.end), None) if s.id >= 0 else None  # s may span several
+        if last is None or last.id + 1 >= len(sents):
+            return s
+        nxt = sents[last.id + 1]
+        if nxt.section != s.section or not re.match(r"(?:另外|此外)[，,]?\s*还", nxt.text):
+            return s
+        # adjacent in the cleaned text, so joining keeps the quote verbatim
+        return Sentence(s.id, s.chunk, s.section, s.text + nxt.text, s.start, nxt.end, [*s.offsets, *nxt.offsets])
 
     def _extend_to_period(self, s: Sentence, limit: int = 300) -> Sentence:
         sents = self.data.sentences

@@ -45,6 +45,14 @@ def test_quotes_are_verbatim_from_the_file_at_their_offsets(fake_engine):
         assert a.highlight in a.text
 
 
+def test_a_list_that_ends_with_another_item_in_the_next_sentence_is_quoted_whole(fake_engine):
+    # "…主要是：A；B；C；D。另外，还有E。": the 另外-sentence is the list's last item
+    raw = REPORT.read_text(encoding="utf-8")
+    a = fake_engine.with_config(refuse=False).ask("当前经济社会发展中存在哪些困难和问题？")
+    assert a.found and "主要是：" in a.text and a.text.endswith("高质量发展的需求。")
+    assert "".join(raw[a.start:a.end].split()) == "".join(a.text.split())
+
+
 @pytest.mark.parametrize("bad", [None, 42, ["问题"], b"bytes"])
 def test_a_non_string_question_gets_a_clear_error(fake_engine, bad):
     with pytest.raises(QuestionError, match="must be a string"):

@@ -140,3 +140,8 @@ def test_a_list_announced_across_sections_is_quoted_item_by_item(real_engine, qu
 def test_a_question_that_asks_no_list_gets_no_items(real_engine):
     a = real_engine.ask("具体来说要做到几个坚持？")
     assert a.found and "八个" in a.text and a.parts == ()
+
+
+def test_a_question_that_asks_no_list_gets_no_addendum(real_engine):
+    a = real_engine.with_config(refuse=False).ask("当前经济社会发展中存在的主要困难是什么")
+    assert "主要是：" in a.text and "另外" not in a.text  # the same lead-in, read as a definition
