@@ -339,8 +339,8 @@ class Engine:
                                          self.reader_config, alt.qvec)
                 # the context may only say what the message is about; the quote must still hold the
                 # message's own words ("居民" in "受益居民 5,074 户"), or it answers the old topic instead
-                own = topic_terms(q)
-                if again.found and any(w in normalize(again.sentence.text) for w in own):
+                quote = normalize(again.sentence.text) if again.found else ""
+                if any(w in quote for w in topic_terms(q)):
                     prep, turn, reading = alt, alt.turn, again
                     timings = {**alt.timings, "answer": time.perf_counter() - t}
         passages = self._passages(reading.order, prep.candidates.fused, reading.marks)

@@ -159,9 +159,10 @@ class Reader:
             if s.section in first:
                 self.title_sentences.setdefault(data.chunks[s.chunk].source, []).append(s.id)
         self.years = {d.source: d.meta.year for d in data.documents}
-        self.sources = tuple(dict.fromkeys(c.source for c in data.chunks))
         # each report's chunks by tense (the part reviewing the past, the part planning), as id ranges
         self.tense_ranges: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self._frame_subsets: dict[tuple, Subset] = {}  # (sources or None, frame per year) -> Subset
+        self.sources_by_year = _by_year(dict.fromkeys(c.source for c in data.chunks), self.years)
         for c in data.chunks:
             tense = section_time(c.path, self.years.get(c.source))
             if tense:
@@ -216,17 +217,18 @@ class Reader:
     def _in_frame(self, q: Query, scope) -> Subset | None:
         """The chunks, in the question's scope, of the part of each report in the time the question
         asks (its 去年 → the review, its 今年 → the plans); None when it asks no time."""
-        sources = self.sources if scope is None else scope.sources
-        frames: dict = {}  # one reading of the question per report year (a big corpus has few years)
-        ranges, asked = [], False
-        for s in sources:
-            year = self.years.get(s)
-            if year not in frames:
-                frames[year] = q.time_in(year)
-            if frames[year]:
-                asked = True
-                ranges.extend(self.tense_ranges.get((s, frames[year]), ()))
-        return Subset.of(ranges) if asked else None
+        sources = self.sources_by_year if scope is None else _by_year(scope.sources, self.years)
+        # one reading of the question per report year (a big corpus has few years)
+        frames = tuple((year, q.time_in(year)) for year in sources)
+        if not any(f for _, f in frames):
+            return None
+        key = (None if scope is None else scope.sources, frames)
+        sub = self._frame_subsets.get(key)
+        if sub is None:
+            sub = Subset.of(r for year, f in frames if f for s in sources[year] for r in self.tense_ranges.get((s, f), ()))
+            if len(self._frame_subsets) < 256:  # a few frames × the filters in use
+                self._frame_subsets[key] = sub
+        return sub
 
     def features(self, pool: Pool) -> np.ndarray:
         return sentence_features(pool, self.data.sentences, self.data.chunks, self.lexicon, self.first_section, self.hub,
@@ -327,14 +329,17 @@ class Reader:
     def _with_addendum(self, s: Sentence) -> Sentence:
         """A list's last item may follow in the next sentence: "…主要是：A；B；C。另外，还有少数干部…"."""
         sents = self.data.sentences
-        last = next((x for x in sents[s.id:] if x.end >= s.end), None) if s.id >= 0 else None  # s may span several
-        if last is None or last.id + 1 >= len(sents):
+        if s.id < 0:
             return s
-        nxt = sents[last.id + 1]
+        last = s.id  # s may already span several sentences (_extend_to_period): step to its last one
+        while last + 1 < len(sents) and sents[last].end < s.end:
+            last += 1
+        if last + 1 >= len(sents):
+            return s
+        nxt = sents[last + 1]
         if nxt.section != s.section or not re.match(r"(?:另外|此外)[，,]?\s*还", nxt.text):
             return s
-        # adjacent in the cleaned text, so joining keeps the quote verbatim
-        return Sentence(s.id, s.chunk, s.section, s.text + nxt.text, s.start, nxt.end, [*s.offsets, *nxt.offsets])
+        return _joined(s, [s, nxt])
 
     def _extend_to_period(self, s: Sentence, limit: int = 300) -> Sentence:
         sents = self.data.sentences
@@ -343,8 +348,19 @@ class Reader:
                and sents[parts[-1].id + 1].section == s.section
                and sum(len(p.text) for p in parts) + len(sents[parts[-1].id + 1].text) <= limit):
             parts.append(sents[parts[-1].id + 1])
-        if len(parts) == 1:
-            return s
-        offsets = [o for p in parts for o in p.offsets]
-        # the sentences are adjacent in the cleaned text, so joining them keeps it verbatim
-        return Sentence(s.id, s.chunk, s.section, "".join(p.text for p in parts), s.start, parts[-1].end, offsets)
+        return s if len(parts) == 1 else _joined(s, parts)
+
+
+def _by_year(sources, years: dict) -> dict:
+    """Sources grouped by their report year (None when unknown), in order."""
+    out: dict = {}
+    for s in sources:
+        out.setdefault(years.get(s), []).append(s)
+    return out
+
+
+def _joined(first: Sentence, parts: list[Sentence]) -> Sentence:
+    """Adjacent sentences of one section as one quote (they are adjacent in the cleaned text, so the
+    joined text stays verbatim), keeping the first one's id and place."""
+    return Sentence(first.id, first.chunk, first.section, "".join(p.text for p in parts), first.start, parts[-1].end,
+                    [o for p in parts for o in p.offsets])

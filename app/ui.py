@@ -491,19 +491,6 @@ def turn_at(turns: Sequence[ChatTurn], index: Any) -> ChatTurn | None:
     return next((t for t in turns if t.first <= i <= t.last), None)
 
 
-def _next_id(turns: Sequence[ChatTurn], given: Mapping[int, int]) -> int:
-    return max([t.id for t in turns] + list(given), default=-1) + 1
-
-
-def _feedback_of(answer: Answer, history: Sequence[str], rating: int):
-    from .feedback import Feedback
-
-    return Feedback(rating=rating, question=answer.question, found=answer.found,
-                    resolved_question=answer.resolved_question, history=tuple(history),
-                    answer_text=answer.text or answer.message, section=answer.section, source=answer.source,
-                    start=answer.start, end=answer.end)
-
-
 def _origin(request) -> str:
     """The page's address as the browser sees it, for absolute links in exports and the share box."""
     headers = getattr(request, "headers", None) or {}

@@ -11,12 +11,26 @@ long the chat runs. Gradio is imported inside the functions: importing this modu
 # No `from __future__ import annotations` here: Gradio reads the `gr.SelectData`/`gr.LikeData`/
 # `gr.Request` hints of the handlers at runtime, and a string naming a local import would not resolve.
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from .ui import (CHAT_TURNS_KEPT, EXAMPLES, ChatTurn, _feedback_of, _next_id, _origin, _role, document_choices,
-                 earlier_questions, keep_turns, make_answerer, turn_at, user_message, user_texts)
+from .engine import Answer
+from .ui import (CHAT_TURNS_KEPT, EXAMPLES, ChatTurn, _origin, _role, document_choices, earlier_questions, keep_turns,
+                 make_answerer, turn_at, user_message, user_texts)
 
 __all__ = ["ChatState", "ChatTab", "chat_tab", "wire_chat"]
+
+
+def _next_id(turns: Sequence[ChatTurn], given: Mapping[int, int]) -> int:
+    return max([t.id for t in turns] + list(given), default=-1) + 1
+
+
+def _feedback_of(answer: Answer, history: Sequence[str], rating: int):
+    from .feedback import Feedback
+
+    return Feedback(rating=rating, question=answer.question, found=answer.found,
+                    resolved_question=answer.resolved_question, history=tuple(history),
+                    answer_text=answer.text or answer.message, section=answer.section, source=answer.source,
+                    start=answer.start, end=answer.end)
 
 
 @dataclass(frozen=True)
