@@ -24,12 +24,15 @@ _ASKS = {
     "percent": r"[^\w]?率|比例|比率|百分|占比|增速|增幅|增长了?多少|涨了?多少|降了?多少|提高了?多少|几成|几个点|多少个点|"
                r"percent|rate\b|growth",
     "date": r"什么时候|何时|哪天|哪一天|几月|几号|日期|哪年|哪一年|啥时候|when\b|what date|which day",
-    "person": r"谁|哪位|什么人|姓名|名字|叫什么|叫啥|\bwho\b",
+    # ("叫什么/名字" name a person only after a person word: "报告标题叫啥", "那个商场叫啥名" ask for things)
+    "person": r"谁|哪位|什么人|啥人|(?:长|书记|主任|领导|负责人|人)\s*(?:的)?(?:姓名|名字|叫什么|叫啥)|姓什么|\bwho\b",
     "place": r"哪里|哪儿|在哪|什么地方|哪个地方|地点|位置|哪条|哪座|哪个村|where\b",
     "list": r"哪些|哪几|有什么|有啥|包括|包含|分别|都有|几个方面|哪[一二三四五六七八九十两]|which\b|what are",
     "reason": r"为什么|为何|原因|为啥|怎么会|\bwhy\b",
     # (打算/准备 alone mark a plan, not a way: "今年GDP打算涨多少" asks an amount)
-    "how": r"怎么|如何|怎样|咋|措施|办法|举措|靠什么|\bhow\b(?! (many|much))",
+    # ("怎么样/咋样", or "如何" ending the question, ask how things stand, not a way: "排名如何", "收成咋样")
+    "how": r"怎么(?!样)|如何(?!\s*[?。!]*$)|怎样(?!\s*[?。!]*$)|咋(?!样)|措施|办法|举措|靠什么|"
+           r"\bhow\b(?! (?:many|much|is|are|was|were|about|did)\b)",
     "definition": None,  # is_definition_question
     "rank": r"第几|排名|排第|排多少|名次|rank",
     # a rate per head or per unit: "每台补贴多少", "暖气费每平米多少钱", "人均收入", "均价"
@@ -41,11 +44,16 @@ _DATE = re.compile(r"\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}\s*年\s*\d{1,2}\s*月|[
 _PERSON = re.compile(r"(区长|书记|主任|局长|市长|县长|主席|旗长|镇长|部长|厅长|省长)\s*[\u4e00-\u9fff](\s?[\u4e00-\u9fff]){1,2}$|"
                      r"(区长|书记|主任|局长|市长|县长|主席|旗长|镇长|部长|厅长|省长)\s+[\u4e00-\u9fff]")
 _PLACE = re.compile(r"[\u4e00-\u9fff]{1,8}(路|街|村|镇|乡|苏木|嘎查|社区|园区?|广场|小区|景区|基地|口岸|机场|河|山|湖|市|区|县|旗|省)(?![\u4e00-\u9fff]{0,1}(建设|发展|改造))")
-_LIST = re.compile(r"(?:[^、，；]{1,20}、){2,}|；.*；|：.*；")
+# A list: three items or more, "A、B 等", clauses in a series, quoted names side by side ("“稳”“进”"), or one
+# item of an enumeration ("（二）…", "——坚持…", "一是…").
+_LIST = re.compile(r"(?:[^、，；]{1,20}、){2,}|；.*；|：.*；|[^、，；。]{1,30}、[^、，；。]{1,30}等|”\s*“|"
+                   r"^\s*(?:（[一二三四五六七八九十]+）|——|[一二三四五六七八九十]是)")
 _REASON = re.compile(r"因为|由于|为了|旨在|目的|是.{0,30}的结果|原因|之所以")
-_HOW = re.compile(r"实施|推进|开展|加强|加快|推动|落实|建设|完善|提升|打造|深化|探索|促进|支持|引导|发放|通过|依托|围绕")
+_HOW = re.compile(r"实施|推进|开展|加强|加快|推动|落实|建设|完善|提升|打造|深化|探索|促进|支持|引导|发放|通过|依托|围绕|"
+                  r"鼓励|发挥|利用|建立|健全|树立|编制|争取|强化|优化|推行|推广|组织|规范|培育|引进|抓好|做好|用好|守住")
 _DEFN = re.compile(r"是指|指的是|即[^使便]")
-_RANK = re.compile(r"第\s*[一二三四五六七八九十\d]+\s*[名位]|排名第|位列第|排在第|首家|第一[个家名位]")
+_RANK = re.compile(r"第\s*[一二三四五六七八九十\d]+\s*[名位届次]|排名第|位列第|排在第|首家|第一[个家名位]|"
+                   r"排名[^，。；]{0,4}(?:靠前|靠后|前列|末位|落后)|位居|名列")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 # What a sentence can supply, by answer type ("amount" is `has_figure`).
 _OFFERS = {"percent": re.compile(r"\d\s*[%‰]|百分之|\d\s*成"), "date": _DATE, "person": _PERSON, "place": _PLACE,

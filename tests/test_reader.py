@@ -61,6 +61,34 @@ def test_a_rate_per_unit_is_its_own_answer_type():
     assert "per_unit" not in sentence_types("组织开展家电以旧换新活动，销售额达到 8,209 万元。")
 
 
+@pytest.mark.parametrize("q", ["海拉尔区在19个中心城区里排名如何？", "去年粮食收成咋样", "去年安全生产情况怎么样？",
+                               "How is the economy doing?"])
+def test_how_things_stand_is_not_asking_for_a_way(q):
+    assert "how" not in analyze(q).asks
+
+
+@pytest.mark.parametrize("q,person", [("区长叫什么名字", True), ("负责人叫啥", True), ("副区长都有谁", True),
+                                      ("这份报告的标题叫啥", False), ("去年开张的那个大商场叫啥名", False)])
+def test_a_name_asks_for_a_person_only_after_a_person_word(q, person):
+    assert ("person" in analyze(q).asks) is person
+
+
+@pytest.mark.parametrize("s,kind", [("哈克时空星漫谷、沿河体育公园等 4 个文旅重点项目顺利竣工。", "list"),
+                                    ("（二）“稳”的基础不断巩固。", "list"), ("——坚持政治引领，筑牢忠诚担当之魂。", "list"),
+                                    ("一是牢牢把握政策机遇。", "list"),
+                                    ("鼓励企业利用技术改造更新生产线，提高核心竞争力。", "how"),
+                                    ("海拉尔区在 19 个中心城区主要经济指标考核中排名连续靠后。", "rank"),
+                                    ("在海拉尔区第十六届人民代表大会第五次会议上", "rank")])
+def test_a_sentence_offers_what_its_form_supplies(s, kind):
+    assert kind in sentence_types(s)
+
+
+@pytest.mark.parametrize("s", ["计划投资 4,000 万元改造 21 个老旧小区，持续改善人居环境。",
+                               "温暖工程 9 个项目全部完工，完成投资 2.87 亿元、惠及小区 108 个。"])
+def test_a_count_of_things_is_not_a_list_of_them(s):
+    assert "list" not in sentence_types(s)
+
+
 def test_an_approximate_count_is_an_amount():
     from app.answer import has_figure
 
