@@ -17,7 +17,7 @@ import numpy as np
 from .answer import section_time, section_year
 from .chunking import Chunk, Sentence
 from .lexicon import Lexicon
-from .question import ANSWER_TYPES, Query, sentence_types, sentence_units
+from .question import ANSWER_TYPES, Query, asked_years, sentence_types, sentence_units
 from .textnorm import normalize
 
 __all__ = ["QUESTION_FEATURES", "SENTENCE_FEATURES", "Pool", "question_features", "sentence_features"]
@@ -145,12 +145,13 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
         f["unit_lacks"] = float(bool(q.units) and not (q.units & units))
         f["time_match"] = float(bool(frame and st == frame))
         f["time_clash"] = float(bool(frame and st and st != frame))
-        if q.years:
+        wanted = asked_years(q, year)
+        if wanted:
             have = set(re.findall(r"(?:19|20)\d\d", c.breadcrumb + c.text))
             about = section_year(c.path, year)
             if about is not None:
                 have.add(str(about))
-            f["year_clash"] = float(bool(q.years - have))
+            f["year_clash"] = float(bool(wanted - have))
         else:
             f["year_clash"] = 0.0
         front = first_section.get(c.source) == c.section

@@ -14,7 +14,8 @@ from functools import lru_cache
 from .answer import has_figure, is_definition_question, time_frame
 from .textnorm import content_terms, normalize
 
-__all__ = ["ANSWER_TYPES", "UNIT_KINDS", "Query", "analyze", "asked_units", "sentence_types", "sentence_units"]
+__all__ = ["ANSWER_TYPES", "UNIT_KINDS", "Query", "analyze", "asked_units", "asked_years", "sentence_types",
+           "sentence_units"]
 
 ANSWER_TYPES = ("amount", "percent", "date", "person", "place", "list", "reason", "how", "definition", "rank", "per_unit")
 
@@ -104,6 +105,28 @@ _DOC_ASK = {
     "meeting": re.compile(r"什么会|哪个会|哪次会|几届|第几次|会议|大会|meeting|session|congress"),
     "date": re.compile(r"哪天|哪一天|什么时候|何时|几月|几号|日期|哪年|哪一年|年份|when|what date|which year"),
 }
+
+
+# Relative years a report of year Y does not cover (it reviews Y − 1 and plans Y): 前年 = Y − 2, 明年 = Y + 1.
+# "比前年涨了多少" names the year before last only as the baseline of a year-on-year change, which the
+# report gives for Y − 1, so a comparison does not ask about that year.
+_OTHER_YEARS = (("大前年", -3), ("前年", -2), ("明年", 1), ("后年", 2))
+_BASELINE = re.compile(r"(?:比|较|跟|和|与|同)\s*$")
+
+
+def asked_years(q: Query, year: int | None) -> frozenset:
+    """The years a question asks about: the ones it names, and for a report of ``year`` the relative
+    years outside the two it covers ("明年呢" asks about year + 1)."""
+    if year is None:
+        return q.years
+    out = set(q.years)
+    rest = q.norm
+    for word, delta in _OTHER_YEARS:
+        for m in re.finditer(word, rest):
+            if not _BASELINE.search(rest[max(0, m.start() - 2): m.start()]):
+                out.add(str(year + delta))
+        rest = rest.replace(word, " ")  # "大前年" is not also a "前年"
+    return frozenset(out)
 
 
 def about_document(norm: str, asks=frozenset()) -> str:

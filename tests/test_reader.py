@@ -7,7 +7,7 @@ import pytest
 
 from app.bridge import Bridge, report_vocabulary
 from app.features import QUESTION_FEATURES, SENTENCE_FEATURES
-from app.question import analyze, sentence_types, sentence_units
+from app.question import analyze, asked_years, sentence_types, sentence_units
 from app.reader import MODEL_PATH, ReaderModel, blocked_rows
 
 
@@ -87,6 +87,17 @@ def test_a_sentence_offers_what_its_form_supplies(s, kind):
                                "温暖工程 9 个项目全部完工，完成投资 2.87 亿元、惠及小区 108 个。"])
 def test_a_count_of_things_is_not_a_list_of_them(s):
     assert "list" not in sentence_types(s)
+
+
+@pytest.mark.parametrize("q,years", [("明年经济增长目标多少", {"2026"}), ("前年 来旅游的人有多少", {"2023"}),
+                                     ("大前年GDP多少", {"2022"}), ("去年旅游收入比前年涨了多少", set()),
+                                     ("2023年GDP多少", {"2023"}), ("去年GDP多少", set())])
+def test_relative_years_the_report_does_not_cover_are_asked_years(q, years):
+    assert asked_years(analyze(q), 2025) == years
+
+
+def test_without_the_report_year_only_named_years_count():
+    assert asked_years(analyze("明年GDP目标"), None) == frozenset()
 
 
 def test_an_approximate_count_is_an_amount():
