@@ -32,7 +32,7 @@ _SMALL = {
     "thanks": r"谢谢|多谢|感谢|谢了|谢啦|thx|thanks|thank you|thank u|辛苦|麻烦你了|有劳|感恩|appreciate it",
     "bye": r"再见|拜拜|拜|bye|goodbye|回头见|下次见|下次再聊|再会|先这样|晚安|告辞|没事了|不用了|算了",
     "ack": r"好的|好吧|好滴|好嘞|ok|okay|嗯+|哦+|噢|知道了|明白了?|懂了?|了解了?|收到|行吧?|可以|不错|厉害|棒|牛|哈+|666|赞|对了|对啦|对|"
-           r"是的|没问题|太好了|挺好|很好|真好|好极了|great|cool|nice|got it|i see",
+           r"是的|没问题|太好了|挺好|很好|真好|好极了|有用|有帮助|帮了大忙|管用|靠谱|great|cool|nice|got it|i see|helpful|useful",
     "identity": r"你是谁|你叫什么(名字)?|你叫啥(名字)?|你是什么|你有什么用|你?(都|还)?(能|会|可以)(帮我)?(干|做|帮|答|回答)?(点|些)?(什么|啥|哪些)|"
                 r"怎么用|怎么问|介绍一下你自己|自我介绍|你是机器人吗|你是真人吗|你是人吗|你是ai吗|who are you|what are you|"
                 r"what can you do|what do you do|who am i (talking|speaking|chatting) (to|with)|who is this|can you help( me)?|help|帮助",

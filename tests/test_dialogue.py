@@ -22,14 +22,14 @@ GDP = "2024年地区生产总值是多少？"
 @pytest.mark.parametrize("text", ["你好", "您好！", "hi", "谢谢", "太感谢了，辛苦", "thx", "ok", "好的", "嗯嗯 知道了 再见",
                                   "你是谁啊", "你能做什么？", "你都会干些啥", "你可以回答什么", "Hi, who am I talking to?",
                                   "拜拜~", "👍 谢谢", "hi there, what can you do?", "謝謝你的幫忙", "你是谁？能干啥",
-                                  "hi there, can you help me?"])
+                                  "hi there, can you help me?", "谢谢 很有用", "太有帮助了", "very helpful, thanks"])
 def test_greetings_thanks_and_questions_about_the_bot_are_small_talk(text):
     turn = interpret(text, [GDP], NONE)
     assert turn.intent == "smalltalk" and turn.resolved == "" and turn.reply
 
 
 @pytest.mark.parametrize("text", ["谢谢，那今年呢？", "你好，2024年新增就业多少人？", "好的政策有哪些", "可以申请哪些补贴",
-                                  "你能查到哪些项目", "会干什么的企业能拿补贴"])
+                                  "你能查到哪些项目", "会干什么的企业能拿补贴", "有用的政策有哪些"])
 def test_a_question_after_a_greeting_is_still_a_question(text):
     assert not is_smalltalk(text)
     assert interpret(text, [], NONE).intent == "question"
