@@ -28,7 +28,8 @@ _ASKS = {
     # ("叫什么/名字" name a person only after a person word: "报告标题叫啥", "那个商场叫啥名" ask for things)
     "person": r"谁|哪位|什么人|啥人|(?:长|书记|主任|领导|负责人|人)\s*(?:的)?(?:姓名|名字|叫什么|叫啥)|姓什么|\bwho\b",
     "place": r"哪里|哪儿|在哪|什么地方|哪个地方|地点|位置|哪条|哪座|哪个村|where\b",
-    "list": r"哪些|哪几|有什么|有啥|包括|包含|分别|都有|几个方面|哪[一二三四五六七八九十两]|which\b|what are",
+    "list": r"哪些|哪几|有什么|有啥|包括|包含|分别|都有|几个方面|哪[一二三四五六七八九十两]|列一下|列举|列出|罗列|"
+            r"which\b|what are",
     "reason": r"为什么|为何|原因|为啥|怎么会|\bwhy\b",
     # (打算/准备 alone mark a plan, not a way: "今年GDP打算涨多少" asks an amount)
     # ("怎么样/咋样", or "如何" ending the question, ask how things stand, not a way: "排名如何", "收成咋样")

@@ -13,7 +13,8 @@ from app.reader import MODEL_PATH, ReaderModel, blocked_rows
 
 @pytest.mark.parametrize("q,kind", [("2024年地区生产总值是多少？", "amount"), ("报告是哪天作的？", "date"),
                                     ("区长是谁", "person"), ("君尚奥特莱斯在哪条街上？", "place"),
-                                    ("六个基地有哪些？", "list"), ("为什么说竞争形势严峻？", "reason"),
+                                    ("六个基地有哪些？", "list"), ("今年主要经济指标目标都列一下", "list"),
+                                    ("为什么说竞争形势严峻？", "reason"),
                                     ("今年打算怎么帮小企业贷款？", "how"), ("什么是飞地经济？", "definition"),
                                     ("海拉尔在19个中心城区里排第几", "rank"), ("去年城镇调查失业率是多少", "percent")])
 def test_a_question_says_what_kind_of_answer_it_wants(q, kind):
