@@ -113,6 +113,7 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
     dchunk_floor = min(pool.chunk_dense.values()) if pool.chunk_dense else 0.0
     # about the document itself: its title, who gave it, when, where — or who/when with no other topic
     asks_doc = bool(_DOC_WORDS.search(q.norm)) or bool(q.asks & {"person", "date"})
+    wanted_by_year: dict = {}  # the years asked, read once per report year (a big corpus has few)
     rows = []
     for i, sid in enumerate(pool.sentence_ids):
         s = sentences[sid]
@@ -145,7 +146,9 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
         f["unit_lacks"] = float(bool(q.units) and not (q.units & units))
         f["time_match"] = float(bool(frame and st == frame))
         f["time_clash"] = float(bool(frame and st and st != frame))
-        wanted = asked_years(q, year)
+        if year not in wanted_by_year:
+            wanted_by_year[year] = asked_years(q, year)
+        wanted = wanted_by_year[year]
         if wanted:
             have = set(re.findall(r"(?:19|20)\d\d", c.breadcrumb + c.text))
             about = section_year(c.path, year)
