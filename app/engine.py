@@ -259,7 +259,7 @@ class Engine:
         if turn.intent == "smalltalk" or not re.search(r"\w", unicodedata.normalize("NFKC", turn.resolved)):
             # small talk, or emoji/punctuation only: nothing to look for
             return Prepared(q, turn, None, None, {}, (), None, timings)
-        query = replace(analyze(expand_query(normalize(turn.resolved))), text=turn.resolved)
+        query = replace(analyze(expand_query(normalize(turn.resolved), self.lexicon.present)), text=turn.resolved)
         t = time.perf_counter()
         qvec = self.embedder.embed_queries([_without(turn.resolved, self._names)])[0]
         unknown = [w for w in (*query.terms, *query.phrases) if not self.lexicon.present(w)] if cfg.bridge else []

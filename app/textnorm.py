@@ -49,9 +49,25 @@ _SYN = re.compile("|".join(sorted((re.escape(k) for k in SYNONYMS if k != SYNONY
 _lock = threading.Lock()
 
 
-def expand_query(normalized: str) -> str:
-    """Replace everyday terms with the report's own ("gdp" → "地区生产总值")."""
-    return _SYN.sub(lambda m: SYNONYMS[m.group()] if SYNONYMS[m.group()] not in normalized else m.group(), normalized)
+# How much the economy grew, or how big it is, is what GDP measures, in any report of this kind:
+# "去年经济涨了多少", "经济总量多大" ask for 地区生产总值 — unless "…经济" is a kind of economy the report
+# names ("数字经济规模", "冰雪经济增长"), which `present` (the report's word test) tells.
+_ECONOMY = re.compile(r"经济(?=总量|规模|增速|增幅|增长|涨|发展速度)")
+
+
+def expand_query(normalized: str, present=None) -> str:
+    """Replace everyday terms with the report's own ("gdp" → "地区生产总值"); with ``present``, also
+    the economy's growth or size with 地区生产总值."""
+    out = _SYN.sub(lambda m: SYNONYMS[m.group()] if SYNONYMS[m.group()] not in normalized else m.group(), normalized)
+    if present is None or "地区生产总值" in out:
+        return out
+
+    def gdp(m):
+        before = out[max(0, m.start() - 4): m.start()]
+        kind = any(present(before[-k:] + "经济") for k in range(2, len(before) + 1) if re.fullmatch(r"[\u4e00-\u9fff]+", before[-k:]))
+        return m.group() if kind else "地区生产总值"
+
+    return _ECONOMY.sub(gdp, out)
 
 
 @lru_cache(maxsize=1)

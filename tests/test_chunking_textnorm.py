@@ -65,3 +65,20 @@ def test_a_run_of_han_characters_is_not_one_token():
 
 def test_everyday_terms_map_to_the_reports_terms():
     assert "地区生产总值" in expand_query(normalize("GDP去年多少"))
+
+
+REPORT_WORDS = ("数字经济", "冰雪经济", "地区生产总值")
+
+
+@pytest.mark.parametrize("q", ["去年经济涨了多少", "去年海拉尔经济总量有多少", "经济增速几个点"])
+def test_the_economys_growth_or_size_is_asked_as_gdp(q):
+    assert "地区生产总值" in expand_query(normalize(q), lambda w: any(w in t for t in REPORT_WORDS))
+
+
+@pytest.mark.parametrize("q", ["数字经济规模多大", "冰雪经济增长多少"])
+def test_a_kind_of_economy_the_report_names_stays_itself(q):
+    assert "地区生产总值" not in expand_query(normalize(q), lambda w: any(w in t for t in REPORT_WORDS))
+
+
+def test_without_the_reports_words_the_economy_is_left_alone():
+    assert expand_query(normalize("去年经济涨了多少")) == normalize("去年经济涨了多少")
