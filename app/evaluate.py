@@ -37,7 +37,7 @@ RESULTS = ROOT / "eval" / "results"
 DEFAULT = "hybrid"
 # Floors for CI (`app eval --check`), a little under the default's measured figures on each split.
 # They guard against regressions; the targets (README, "Evaluation") are higher than some of
-# these (blind false refusal is measured at 0.085 against the 0.07: the README says so).
+# these (blind unanswerable refusal is measured well under the 0.80: the README says so).
 FLOORS = {
     "dev": {"hit@1": 0.88, "hit@5": 0.96, "em": 0.84, "refusal_recall": 0.62, "false_refusal_max": 0.04,
             "smalltalk_ok": 0.95, "switch_ok": 0.85},

@@ -94,9 +94,8 @@ SENTENCE_SIGNS = {
 ANSWER_SIGNS = {
     **{n: +1 for n in ("reader_score", "reader_margin", "dense", "cov", "cov_bridged", "cov_chunk",
                        "absent_bridged_sim", "glossary_named", "on_topic", "dense_max", "bm25_raw")},
-    **{n: -1 for n in ("absent", "absent_in_frame", "oov_bigrams", "miss_idf", "type_lacks", "unit_lacks", "time_clash",
-                       "year_clash",
-                       "heading")},
+    **{n: -1 for n in ("absent", "absent_in_frame", "oov_bigrams", "miss_idf", "type_lacks", "unit_lacks",
+                       "time_clash", "year_clash", "heading")},
 }
 
 

@@ -63,8 +63,8 @@ def expand_query(normalized: str, present=None) -> str:
         return out
 
     def gdp(m):
-        before = out[max(0, m.start() - 4): m.start()]
-        kind = any(present(before[-k:] + "经济") for k in range(2, len(before) + 1) if re.fullmatch(r"[\u4e00-\u9fff]+", before[-k:]))
+        run = re.search(r"[\u4e00-\u9fff]{0,4}$", out[: m.start()]).group()  # the Han characters just before
+        kind = any(present(run[-k:] + "经济") for k in range(2, len(run) + 1))
         return m.group() if kind else "地区生产总值"
 
     return _ECONOMY.sub(gdp, out)
