@@ -30,7 +30,7 @@ from .lists import item_name
 from .reader import Reader, ReaderConfig
 from .question import Query, analyze
 from .retrieval import Candidates, RetrievalConfig, Retriever, Scope
-from .textnorm import add_words, expand_query, normalize, tokenize
+from .textnorm import add_words, expand_query, normalize, simplified, tokenize
 
 __all__ = ["Answer", "Engine", "HISTORY_TURNS", "MAX_QUESTION_CHARS", "Passage", "RetrievalConfig", "clean_history",
            "clean_question"]
@@ -261,7 +261,7 @@ class Engine:
             return Prepared(q, turn, None, None, {}, (), None, timings)
         query = replace(analyze(expand_query(normalize(turn.resolved), self.lexicon.present)), text=turn.resolved)
         t = time.perf_counter()
-        qvec = self.embedder.embed_queries([_without(turn.resolved, self._names)])[0]
+        qvec = self.embedder.embed_queries([_without(simplified(turn.resolved), self._names)])[0]
         unknown = [w for w in (*query.terms, *query.phrases) if not self.lexicon.present(w)] if cfg.bridge else []
         unknown = unknown[:MAX_BRIDGED]  # a question is a few words; a 2,000-character paste must not cost 2,000 encodes
         bridges = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}

@@ -17,7 +17,7 @@ import unicodedata
 from contextlib import contextmanager
 from functools import lru_cache
 
-__all__ = ["content_terms", "figures", "normalize", "tokenize"]
+__all__ = ["content_terms", "figures", "normalize", "simplified", "tokenize"]
 
 _HAN = "\u4e00-\u9fff"
 _SPACE_NEAR_HAN = re.compile(rf"(?<=[{_HAN}\d%])\s+(?=[{_HAN}])|(?<=[{_HAN}])\s+(?=[{_HAN}\d])")
@@ -75,6 +75,12 @@ def _t2s():
     import opencc
 
     return opencc.OpenCC("t2s")
+
+
+def simplified(text: str) -> str:
+    """Traditional characters as Simplified, nothing else changed (what the encoder reads: the report
+    is in Simplified, and so were the questions the reader was fitted on)."""
+    return _t2s().convert(text)
 
 
 def normalize(text: str) -> str:
