@@ -152,12 +152,16 @@ def _without(question: str, names: re.Pattern | None) -> str:
 
 class _Related:
     """The dialogue's view of the report: do two sets of words share a sentence? Words the report
-    never uses stand in through their bridged neighbours ("增速" → "增长")."""
+    never uses stand in through their bridged neighbours ("增速" → "增长"). The reports' own region
+    names relate nothing: "海拉尔" shares a sentence with every topic of the Hailar report, so
+    "明天海拉尔会下雪吗" after a question about 养老 is not a fragment of it."""
 
-    def __init__(self, lexicon: Lexicon, bridge: Bridge, embedder: Embedder) -> None:
-        self.lexicon, self.bridge, self.embedder = lexicon, bridge, embedder
+    def __init__(self, lexicon: Lexicon, bridge: Bridge, embedder: Embedder, names: re.Pattern | None = None) -> None:
+        self.lexicon, self.bridge, self.embedder, self.names = lexicon, bridge, embedder, names
 
     def _expand(self, terms) -> list[str]:
+        if self.names is not None:
+            terms = [t for t in terms if not self.names.fullmatch(t)]
         unknown = [t for t in terms if not self.lexicon.present(t)][:MAX_BRIDGED]
         near = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
         return [t for t in terms if t not in near] + [n.term for ns in near.values() for n in ns]
@@ -253,7 +257,7 @@ class Engine:
         hist = clean_history(history)
         timings: dict[str, float] = {}
         if turn is None:  # (`ask` passes the turn it already interpreted)
-            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder, self._names) if cfg.bridge else self.lexicon)
         if len(turn.resolved) > MAX_QUESTION_CHARS:  # a follow-up adds words: clip, never fail
             turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
         if turn.intent == "smalltalk" or not re.search(r"\w", unicodedata.normalize("NFKC", turn.resolved)):
@@ -286,7 +290,7 @@ class Engine:
             q = clean_question(question)
             hist = clean_history(history)
             cfg = config or self.config
-            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder) if cfg.bridge else self.lexicon)
+            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder, self._names) if cfg.bridge else self.lexicon)
             if len(turn.resolved) > MAX_QUESTION_CHARS:  # as in prepare: clip, never fail
                 turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
             if turn.intent == "question":
@@ -338,9 +342,11 @@ class Engine:
                 again = self.reader.read(alt.query, alt.candidates, alt.bridges, alt.bridged_tokens, k,
                                          self.reader_config, alt.qvec)
                 # the context may only say what the message is about; the quote must still hold the
-                # message's own words ("居民" in "受益居民 5,074 户"), or it answers the old topic instead
+                # message's own words ("居民" in "受益居民 5,074 户"), or it answers the old topic instead;
+                # a report's region name is not such a word (every sentence is about the region)
                 quote = normalize(again.sentence.text) if again.found else ""
-                if any(w in quote for w in topic_terms(q)):
+                own = [w for w in topic_terms(q) if self._names is None or not self._names.fullmatch(w)]
+                if any(w in quote for w in own):
                     prep, turn, reading = alt, alt.turn, again
                     timings = {**alt.timings, "answer": time.perf_counter() - t}
         passages = self._passages(reading.order, prep.candidates.fused, reading.marks)

@@ -145,3 +145,14 @@ def test_a_question_that_asks_no_list_gets_no_items(real_engine):
 def test_a_question_that_asks_no_list_gets_no_addendum(real_engine):
     a = real_engine.with_config(refuse=False).ask("当前经济社会发展中存在的主要困难是什么")
     assert "主要是：" in a.text and "另外" not in a.text  # the same lead-in, read as a definition
+
+
+@pytest.mark.parametrize("question, before", [
+    ("海拉尔明天会下雪吗", "今年冰雪旅游有什么活动"),
+    ("海拉尔周末有什么好玩的电影", "去年旅游收入多少"),
+])
+def test_the_region_name_does_not_tie_an_off_topic_question_to_the_chat(real_engine, question, before):
+    # every sentence of the report is about 海拉尔: naming it does not make the message a fragment of
+    # the previous topic, nor a quote that names it an answer to the message
+    a = real_engine.ask(question, history=[before])
+    assert a.resolved_question == question and not a.found
