@@ -30,6 +30,9 @@ __all__ = ["Example", "collect", "fit", "main"]
 FOLDS = 5
 SEEDS = (0, 1, 2, 3, 4)  # bagging seeds of the answer model's trees (averaged)
 MAX_FALSE_REFUSAL = 0.05
+PRIOR_C = (0.1, 0.3, 1.0)  # the question prior's regularisation (standardised vector dimensions) …
+PRIOR_ALPHA = (0.5, 0.75, 1.0, 1.5)  # … its weight in the answer model's log-odds …
+PRIOR_TARGETS = (0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05)  # … and the false refusals its threshold allows
 GROUPS = {  # for the ablation table: what each family of features adds
     "similarity": ("dense", "dense_gap", "dense_chunk", "fused", "chunk_rank"),
     "report words": ("bm25", "cov", "cov_chunk", "cov_bigram"),
@@ -52,6 +55,7 @@ class Example:
     y: np.ndarray  # 1 where the sentence holds a gold span
     blocked: np.ndarray  # headings / title block on a content question: never chosen
     pool: object  # features.Pool, for the question-level features
+    qvec: np.ndarray | None = None  # the (resolved) question's vector, for the question prior
 
 
 def collect(engine, questions, cfg: ReaderConfig | None = None, progress=None) -> list[Example]:
@@ -69,7 +73,8 @@ def collect(engine, questions, cfg: ReaderConfig | None = None, progress=None) -
         sents = [engine.data.sentences[s] for s in pool.sentence_ids]
         y = np.array([any(s.start <= a and b <= s.end for a, b in q.spans) for s in sents], dtype=np.int8)
         blocked = blocked_rows(X)
-        out.append(Example(q.id, bool(prep.query.document), q.kind, q.answerable, "writer:natural" in q.tags, X, y, blocked, pool))
+        out.append(Example(q.id, bool(prep.query.document), q.kind, q.answerable, "writer:natural" in q.tags, X, y, blocked, pool,
+                           np.asarray(prep.qvec, dtype=np.float64).ravel()))
         if progress and (i + 1) % 100 == 0:
             progress(f"  {i + 1}/{len(questions)} questions")
     return out
@@ -263,6 +268,8 @@ def fit(engine, questions, *, C_sentence: float = 1.0,
     correct = np.array([bool(e.y[b]) for e, b in zip(examples, best)])
     cv_em_proxy = float(((~refused) & correct)[yq == 1].mean())
 
+    prior_cv = _prior_cv(examples, p_oof, yq, natural, doc, clash, correct, max_false_refusal)
+
     # final models on every dev question
     sentence = _fit_sentence(examples, C_sentence)
     fb, fs = zip(*(_best(sentence, e) for e in examples))
@@ -293,7 +300,66 @@ def fit(engine, questions, *, C_sentence: float = 1.0,
                    "monotone": [ANSWER_SIGNS.get(n, 0) for n in QUESTION_FEATURES]},
         "threshold": round(threshold, 6),
     }
+    if prior_cv is not None:
+        C, alpha = prior_cv["C"], prior_cv["alpha"]
+        V = np.vstack([e.qvec for e in examples])
+        pm = _logistic(V[~doc], yq[~doc], C, [(None, None)] * V.shape[1], balanced=True)
+        model["prior"] = {**dump(pm, [f"v{i}" for i in range(V.shape[1])]), "alpha": alpha,
+                          "threshold": prior_cv["threshold"], "model_id": engine.embedder.model_id,
+                          "corpus": dict(engine.data.manifest.get("corpus", {})), "cross_validated": prior_cv}
     return model, _report(model, ablation)
+
+
+def _writer(e: Example) -> str:
+    """Who wrote a dev question: its id prefix names the writer session ("r-017"); the seed questions
+    ("fig-3", "def-12") were all written by one."""
+    head = e.qid.split("-")[0]
+    return head if len(head) == 1 else "seed"
+
+
+def _prior_cv(examples, p_oof, yq, natural, doc, clash, correct, target) -> dict | None:
+    """Choose the question prior's C, its weight and the threshold's false-refusal target with folds
+    that hold out one writer at a time (the prior learns which questions this report leaves open; a
+    writer's own near-repeats must not teach it), on top of the answer model's out-of-fold
+    probabilities. The prior must not cost right answers: of the settings that answer (and answer
+    right) at least as many natural answerable questions as the model without it, the one refusing
+    the most natural unanswerable questions wins. None without question vectors."""
+    if any(e.qvec is None for e in examples) or not natural.any():
+        return None
+    V = np.vstack([e.qvec for e in examples])
+    writers = np.array([_writer(e) for e in examples])
+    groups = sorted(set(writers))
+    asked, ans = (yq == 0) & natural, (yq == 1) & natural
+
+    def rates(p, tgt):
+        th = _threshold(p[ans & ~doc], tgt)
+        refused = ((p < th) | clash) & ~doc
+        return {"threshold": round(th, 6), "refusal_recall": round(float(refused[asked].mean()), 4),
+                "false_refusal": round(float(refused[ans].mean()), 4),
+                "answered_and_right": round(float((~refused & correct)[ans].mean()), 4)}
+
+    base = np.clip(p_oof, 1e-9, 1 - 1e-9)
+    base_logit = np.log(base / (1 - base))
+    without = rates(base, target)
+    table, best = [], None
+    for C in PRIOR_C:
+        z = np.zeros(len(examples))
+        for g in groups:
+            tr, te = (writers != g) & ~doc, (writers == g) & ~doc
+            if te.any():
+                z[te] = _score(_logistic(V[tr], yq[tr], C, [(None, None)] * V.shape[1], balanced=True), V[te])
+        for alpha in PRIOR_ALPHA:
+            p = 1 / (1 + np.exp(-(base_logit + alpha * z)))
+            ok = [r for r in ({"C": C, "alpha": alpha, "target": t, **rates(p, t)} for t in PRIOR_TARGETS if t <= target)
+                  if r["answered_and_right"] >= without["answered_and_right"]]
+            if ok:
+                row = max(ok, key=lambda r: (r["refusal_recall"], r["answered_and_right"]))
+                table.append(row)
+                if best is None or row["refusal_recall"] > best["refusal_recall"]:
+                    best = row
+    if best is None:
+        return None
+    return {**best, "writers": len(groups), "without_prior": without, "grid": table}
 
 
 def _report(model: dict, ablation: list[tuple[str, float]]) -> str:
@@ -329,6 +395,22 @@ def _report(model: dict, ablation: list[tuple[str, float]]) -> str:
               *[f"| {n} | {g / total:.3f} | {arrow[c]} |" for n, g, c in rows], ""]
     lines += [f"Threshold on P(answer): {model['threshold']:.4f} (keeps cross-validated false refusals ≤ "
               f"{model['max_false_refusal']:.0%})."]
+    pr = model.get("prior")
+    if pr:
+        cv = pr["cross_validated"]
+        lines += ["", "## Question prior (logistic on the question's vector, added to the answer model's log-odds)", "",
+                  f"Folds hold out one writer at a time ({cv['writers']} writers); natural questions only, with the time veto. "
+                  "Each row: the false-refusal target, at most the answer model's, that refuses the most unanswerable "
+                  "questions while answering right at least as many answerable ones as the model without the prior. "
+                  f"Chosen: C = {cv['C']:g}, weight α = {cv['alpha']:g}, target {cv['target']:.1%}, threshold "
+                  f"{pr['threshold']:.4f}. Applies only to the corpus it was fitted on ({', '.join(pr['corpus'])}) "
+                  f"with `{pr['model_id']}`.", "",
+                  "| C | α | target | unanswerable refused | answerable refused | answerable, answered right |",
+                  "|---|---|---|---|---|---|",
+                  f"| – | 0 (no prior) | {model['max_false_refusal']:.1%} | {cv['without_prior']['refusal_recall']:.3f} | "
+                  f"{cv['without_prior']['false_refusal']:.3f} | {cv['without_prior']['answered_and_right']:.3f} |",
+                  *[f"| {r['C']:g} | {r['alpha']:g} | {r['target']:.1%} | {r['refusal_recall']:.3f} | "
+                    f"{r['false_refusal']:.3f} | {r['answered_and_right']:.3f} |" for r in cv["grid"]]]
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,9 @@ Two small fitted models (weights in app/models/reader.json, written by `python -
 - the **answer model** (gradient-boosted trees, monotone in every feature whose meaning has a
   direction) gives the probability that the report answers at all, from the best candidate and
   question-level evidence; below its fitted threshold the reader says "no answer" (a scored
-  alternative, not a similarity cut-off).
+  alternative, not a similarity cut-off);
+- on the corpus it was fitted on, a **question prior** (logistic, on the question's vector) adds
+  what the dev questions taught about which questions this report leaves unanswered.
 
 The reader never searches: it takes `Candidates` and returns a `Reading`.
 """
@@ -34,8 +36,8 @@ from .retrieval import Candidates, Retriever
 from .topk import top_n
 from .vectors import Subset
 
-__all__ = ["MODEL_PATH", "BoostedModel", "LinearModel", "Reader", "ReaderConfig", "ReaderModel", "Reading",
-           "blocked_rows"]
+__all__ = ["MODEL_PATH", "BoostedModel", "LinearModel", "QuestionPrior", "Reader", "ReaderConfig", "ReaderModel",
+           "Reading", "blocked_rows"]
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "reader.json"
 
@@ -94,16 +96,50 @@ class BoostedModel:
 
 
 @dataclass(frozen=True)
+class QuestionPrior:
+    """What the dev questions taught about *this* report: a logistic model on the question's vector
+    alone, "is this the kind of question the report answers?" (writers of natural questions keep
+    asking for the same things the report leaves out: 失业率, 债务余额, which 58 小区). It is added to
+    the answer model's log-odds with weight ``alpha`` and has its own threshold; both were chosen
+    with folds that hold out whole writers (fit.py). It means nothing for another corpus or another
+    model, so it applies only to the corpus files and the model it was fitted on."""
+
+    model: LinearModel
+    alpha: float
+    threshold: float  # replaces ReaderModel.threshold when the prior applies
+    corpus: tuple[tuple[str, str], ...]  # (source, sha256) of every corpus file at fit time
+    model_id: str
+
+    def applies(self, manifest: dict) -> bool:
+        return (manifest.get("model", {}).get("id") == self.model_id
+                and tuple(sorted(manifest.get("corpus", {}).items())) == self.corpus)
+
+    def combine(self, p_answer: float, qvec: np.ndarray) -> tuple[float, float]:
+        """(P(answer) with the prior, the prior's own log-odds)."""
+        z = float(self.model.score(np.asarray(qvec, dtype=np.float64).reshape(1, -1))[0])
+        p = min(max(p_answer, 1e-9), 1 - 1e-9)
+        logit = np.log(p / (1 - p)) + self.alpha * z
+        return float(1 / (1 + np.exp(-logit))), z
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QuestionPrior":
+        return cls(LinearModel.from_dict(d), float(d["alpha"]), float(d["threshold"]),
+                   tuple(sorted((str(k), str(v)) for k, v in d["corpus"].items())), str(d["model_id"]))
+
+
+@dataclass(frozen=True)
 class ReaderModel:
     sentence: LinearModel
     answer: BoostedModel
     threshold: float  # P(the report answers) below this → no answer
+    prior: QuestionPrior | None = None  # for the corpus the model was fitted on (None: none fitted)
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "ReaderModel":
         try:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
-            model = cls(LinearModel.from_dict(d["sentence"]), BoostedModel.from_dict(d["answer"]), float(d["threshold"]))
+            model = cls(LinearModel.from_dict(d["sentence"]), BoostedModel.from_dict(d["answer"]), float(d["threshold"]),
+                        QuestionPrior.from_dict(d["prior"]) if d.get("prior") else None)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"reader model {path} is missing or malformed ({exc}): run `python -m app fit`") from None
         if model.sentence.features != SENTENCE_FEATURES or model.answer.features != QUESTION_FEATURES:
@@ -151,6 +187,7 @@ class Reader:
         self.retriever = retriever
         self.lexicon = lexicon
         self.first_section: dict[str, int] = {}
+        self._prior_ok: dict[tuple, bool] = {}  # does a model's question prior apply to this index?
         for c in data.chunks:
             self.first_section.setdefault(c.source, c.section)
         first = set(self.first_section.values())
@@ -265,17 +302,35 @@ class Reader:
         qf = question_features(pool, X, eligible if np.isfinite(eligible[best]) else scores, best, self.lexicon)
         p = float(model.answer.probability(qf[None, :])[0])
         signals = {n: round(float(v), 4) for n, v in zip(QUESTION_FEATURES, qf)}
+        threshold = model.threshold
+        prior = self._prior(model)
+        if prior is not None:
+            signals["p_answer_features"] = round(p, 4)
+            p, z = prior.combine(p, qvec)
+            signals["question_prior"] = round(z, 4)
+            threshold = model.prior.threshold
         signals["p_answer"] = round(p, 4)
         col = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
         clash = X[best, col["time_clash"]] > 0 or X[best, col["year_clash"]] > 0
         signals["time_clash"] = bool(clash)
         # The best match is about another year than the one asked ("2025年新增就业目标" against the 2024
         # result): the report does not give what was asked, whatever the answer model thinks.
-        if cfg.refuse and (p < model.threshold or clash):
+        if cfg.refuse and (p < threshold or clash):
             return Reading(tuple(top[:k]), marks, None, False, score=p, signals=signals)
         items = self._items(sent) if q.wants("list") else ()
         sent = self._complete(sent, q)
         return Reading(tuple(top[:k]), marks, sent, True, best_span(q.text, sent.text), p, signals, items)
+
+    def _prior(self, model: ReaderModel) -> QuestionPrior | None:
+        """The model's question prior when it was fitted on this index's corpus and model, else None."""
+        prior = model.prior
+        if prior is None:
+            return None
+        key = (prior.model_id, prior.corpus)
+        ok = self._prior_ok.get(key)
+        if ok is None:
+            ok = self._prior_ok[key] = prior.applies(self.data.manifest)
+        return prior if ok else None
 
     def _read_title_block(self, q: Query, pool: Pool, X, scores, cands: Candidates, k: int, cfg: ReaderConfig) -> Reading:
         """Who gave the report, when, at which meeting, its title: the title block says, or nothing does."""

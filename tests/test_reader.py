@@ -284,3 +284,18 @@ def test_the_tense_ranges_cover_the_review_and_the_plans(fake_engine):
     chunks = fake_engine.data.chunks
     assert all(chunks[i].path[0].startswith("一、") for a, b in past for i in range(a, b))
     assert all(chunks[i].path[0].startswith("二、") for a, b in future for i in range(a, b))
+
+
+def test_the_question_prior_applies_only_to_the_corpus_and_model_it_was_fitted_on():
+    from app.reader import LinearModel, QuestionPrior
+
+    lin = LinearModel(("v0", "v1"), (0.0, 0.0), (1.0, 1.0), (2.0, 0.0), 0.0)
+    prior = QuestionPrior(lin, 1.0, 0.4, (("report.txt", "abc"),), "m")
+    assert prior.applies({"model": {"id": "m"}, "corpus": {"report.txt": "abc"}})
+    assert not prior.applies({"model": {"id": "m"}, "corpus": {"report.txt": "changed"}})
+    assert not prior.applies({"model": {"id": "m"}, "corpus": {"report.txt": "abc", "other.txt": "x"}})
+    assert not prior.applies({"model": {"id": "other-model"}, "corpus": {"report.txt": "abc"}})
+    # it moves P(answer) in log-odds, towards answering for a question like the answered ones
+    up, z = prior.combine(0.5, np.array([1.0, 0.0]))
+    down, _ = prior.combine(0.5, np.array([-1.0, 0.0]))
+    assert z == 2.0 and up > 0.5 > down and abs(up - 1 / (1 + np.exp(-2.0))) < 1e-9
