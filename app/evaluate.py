@@ -36,13 +36,14 @@ QUESTIONS = ROOT / "eval" / "questions.jsonl"
 RESULTS = ROOT / "eval" / "results"
 DEFAULT = "hybrid"
 # Floors for CI (`app eval --check`), a little under the default's measured figures on each split.
-# They guard against regressions; the targets (README, "Evaluation") are higher than some of
-# these (blind unanswerable refusal is measured well under the 0.80: the README says so).
+# They guard against regressions; the targets are in the README ("Evaluation"). Dev is the
+# split the reader is fitted on (its refusal figure is in-sample: the question prior has seen those
+# questions); the cross-validated dev figures are in eval/results/fit.md.
 FLOORS = {
-    "dev": {"hit@1": 0.88, "hit@5": 0.96, "em": 0.84, "refusal_recall": 0.62, "false_refusal_max": 0.04,
-            "smalltalk_ok": 0.95, "switch_ok": 0.85},
-    "blind": {"hit@1": 0.84, "hit@5": 0.94, "em": 0.76, "refusal_recall": 0.55, "false_refusal_max": 0.10,
-              "smalltalk_ok": 0.85, "switch_ok": 0.75},
+    "dev": {"hit@1": 0.88, "hit@5": 0.96, "em": 0.85, "refusal_recall": 0.85, "false_refusal_max": 0.03,
+            "smalltalk_ok": 0.95, "switch_ok": 0.9},
+    "blind": {"hit@1": 0.84, "hit@5": 0.94, "em": 0.78, "refusal_recall": 0.78, "false_refusal_max": 0.07,
+              "smalltalk_ok": 0.9, "switch_ok": 0.9},
 }
 SPLITS = ("dev", "blind")
 

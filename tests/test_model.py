@@ -147,6 +147,14 @@ def test_a_question_that_asks_no_list_gets_no_addendum(real_engine):
     assert "主要是：" in a.text and "另外" not in a.text  # the same lead-in, read as a definition
 
 
+def test_the_question_prior_is_used_on_the_default_report_and_not_elsewhere(real_engine, fake_engine):
+    a = real_engine.ask("去年新增就业多少人？")
+    assert a.found and "2,179 人" in a.text
+    assert "question_prior" in a.signals and 0 < a.signals["p_answer_features"] < 1
+    b = fake_engine.ask("去年新增就业多少人？")  # another model: what the prior learned does not transfer
+    assert "question_prior" not in b.signals
+
+
 @pytest.mark.parametrize("question, before", [
     ("海拉尔明天会下雪吗", "今年冰雪旅游有什么活动"),
     ("海拉尔周末有什么好玩的电影", "去年旅游收入多少"),

@@ -299,3 +299,15 @@ def test_the_question_prior_applies_only_to_the_corpus_and_model_it_was_fitted_o
     up, z = prior.combine(0.5, np.array([1.0, 0.0]))
     down, _ = prior.combine(0.5, np.array([-1.0, 0.0]))
     assert z == 2.0 and up > 0.5 > down and abs(up - 1 / (1 + np.exp(-2.0))) < 1e-9
+
+
+def test_the_committed_prior_is_for_the_default_corpus_and_model():
+    from app.corpus import corpus_digests
+    from app.embedder import DEFAULT_MODEL
+
+    from .conftest import REPORT
+
+    model = ReaderModel.load()
+    assert model.prior is not None and 0 < model.prior.threshold < 1 and model.prior.alpha > 0
+    assert dict(model.prior.corpus) == corpus_digests(REPORT.parent) and model.prior.model_id == DEFAULT_MODEL
+    assert len(model.prior.model.coef) == 384
