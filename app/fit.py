@@ -1,11 +1,15 @@
 """Fit the reader's two models on the eval set's `dev` split: `python -m app fit`.
 
-    dev questions → Engine.prepare → candidate sentences → named features (features.py)
+    dev questions → Engine.prepare → candidate sentences → named features (features.py); the
+      `asked_before` column from the question memory, counting only other writers' questions
       → sentence model: logistic regression, label "the sentence holds a gold span"
-      → answer model:   logistic regression on the best candidate (chosen by out-of-fold sentence
-                        scores), label "the report answers this question"
+      → answer model:   monotone boosted trees (LightGBM) on the best candidate (chosen by
+                        out-of-fold sentence scores), label "the report answers this question"
       → threshold on P(answer): the highest that keeps cross-validated false refusals ≤ the target
-      → app/models/reader.json (weights as JSON, no pickle) and eval/results/fit.md (importance tables)
+      → question prior: logistic on the question vector; C, weight and threshold chosen with
+        writers held out
+      → app/models/reader.json (weights as JSON, no pickle), app/models/memory.npy (the remembered
+        questions' vectors) and eval/results/fit.md (importance tables)
 
 Every figure printed is cross-validated by question (GroupKFold), so it says how the reader does
 on questions it was not fitted on. The blind split is never read here.

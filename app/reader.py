@@ -10,7 +10,9 @@ Two small fitted models (weights in app/models/reader.json, written by `python -
   question-level evidence; below its fitted threshold the reader says "no answer" (a scored
   alternative, not a similarity cut-off);
 - on the corpus it was fitted on, a **question prior** (logistic, on the question's vector) adds
-  what the dev questions taught about which questions this report leaves unanswered.
+  what the dev questions taught about which questions this report leaves unanswered, and a
+  **question memory** (the dev questions and where their answers lie) feeds the sentence feature
+  `asked_before`.
 
 The reader never searches: it takes `Candidates` and returns a `Reading`.
 """
@@ -95,6 +97,11 @@ class BoostedModel:
         return cls(tuple(d["features"]), tuple(texts))
 
 
+def _fitted_for(manifest: dict, corpus: tuple, model_id: str) -> bool:
+    """Is an index (its manifest) exactly the corpus files and the model something was fitted on?"""
+    return manifest.get("model", {}).get("id") == model_id and tuple(sorted(manifest.get("corpus", {}).items())) == corpus
+
+
 @dataclass(frozen=True)
 class QuestionPrior:
     """What the dev questions taught about *this* report: a logistic model on the question's vector
@@ -111,8 +118,7 @@ class QuestionPrior:
     model_id: str
 
     def applies(self, manifest: dict) -> bool:
-        return (manifest.get("model", {}).get("id") == self.model_id
-                and tuple(sorted(manifest.get("corpus", {}).items())) == self.corpus)
+        return _fitted_for(manifest, self.corpus, self.model_id)
 
     def combine(self, p_answer: float, qvec: np.ndarray) -> tuple[float, float]:
         """(P(answer) with the prior, the prior's own log-odds)."""
@@ -143,8 +149,7 @@ class QuestionMemory:
     model_id: str
 
     def applies(self, manifest: dict) -> bool:
-        return (manifest.get("model", {}).get("id") == self.model_id
-                and tuple(sorted(manifest.get("corpus", {}).items())) == self.corpus)
+        return _fitted_for(manifest, self.corpus, self.model_id)
 
     @classmethod
     def load(cls, d: dict, folder: Path) -> "QuestionMemory":
@@ -228,7 +233,7 @@ class Reader:
         self.retriever = retriever
         self.lexicon = lexicon
         self.first_section: dict[str, int] = {}
-        self._prior_ok: dict[tuple, object] = {}  # does a model's prior apply here; its memory, by sentence
+        self._fitted: dict[tuple, object] = {}  # a model's prior: applies here?; its memory: rows by sentence
         for c in data.chunks:
             self.first_section.setdefault(c.source, c.section)
         first = set(self.first_section.values())
@@ -298,7 +303,7 @@ class Reader:
         if mem is None:
             return None
         key = ("memory", mem.model_id, mem.corpus, id(mem))
-        rows = self._prior_ok.get(key)
+        rows = self._fitted.get(key)
         if rows is None:
             rows = {}
             if mem.applies(self.data.manifest):
@@ -306,7 +311,7 @@ class Reader:
                     for sid in held:
                         rows.setdefault(sid, []).append(r)
                 rows = {sid: np.asarray(rs) for sid, rs in rows.items()}
-            self._prior_ok[key] = rows or False
+            self._fitted[key] = rows or False
         if not rows:
             return None
         sims = mem.vectors @ np.asarray(qvec, dtype=np.float32).ravel()
@@ -388,9 +393,9 @@ class Reader:
         if prior is None:
             return None
         key = (prior.model_id, prior.corpus)
-        ok = self._prior_ok.get(key)
+        ok = self._fitted.get(key)
         if ok is None:
-            ok = self._prior_ok[key] = prior.applies(self.data.manifest)
+            ok = self._fitted[key] = prior.applies(self.data.manifest)
         return prior if ok else None
 
     def _read_title_block(self, q: Query, pool: Pool, X, scores, cands: Candidates, k: int, cfg: ReaderConfig) -> Reading:
