@@ -142,7 +142,7 @@ class QuestionMemory:
     of such a match with each writer's own questions held out (fit.py). Like the prior, it holds only
     for the corpus and model it was fitted on."""
 
-    vectors: np.ndarray  # questions × dim, float32
+    vectors: np.ndarray  # questions × dim, float16 as stored (half the memory; the dot products are float32)
     spans: tuple[tuple[tuple[int, int], ...], ...]  # per question, the answer's character spans in `source`
     source: str
     corpus: tuple[tuple[str, str], ...]
@@ -153,7 +153,7 @@ class QuestionMemory:
 
     @classmethod
     def load(cls, d: dict, folder: Path) -> "QuestionMemory":
-        vectors = np.load(Path(folder) / d["file"], allow_pickle=False).astype(np.float32)
+        vectors = np.load(Path(folder) / d["file"], allow_pickle=False).astype(np.float16, copy=False)
         spans = tuple(tuple((int(a), int(b)) for a, b in row) for row in d["spans"])
         if vectors.ndim != 2 or len(vectors) != len(spans):
             raise ValueError(f"{d['file']} holds {vectors.shape} vectors for {len(spans)} questions")
@@ -314,8 +314,17 @@ class Reader:
             self._fitted[key] = rows or False
         if not rows:
             return None
-        sims = mem.vectors @ np.asarray(qvec, dtype=np.float32).ravel()
-        return np.array([float(sims[rows[s]].max()) if s in rows else 0.0 for s in sent_ids])
+        held = [rows[s] for s in sent_ids if s in rows]
+        out = np.zeros(len(sent_ids))
+        if held:
+            # only the remembered questions some candidate answers (a few dozen of ~1,600)
+            need = np.unique(np.concatenate(held))
+            sims = np.zeros(len(mem.vectors), dtype=np.float32)
+            sims[need] = mem.vectors[need].astype(np.float32) @ np.asarray(qvec, dtype=np.float32).ravel()
+            for j, s in enumerate(sent_ids):
+                if s in rows:
+                    out[j] = float(sims[rows[s]].max())
+        return out
 
     def _in_frame(self, q: Query, scope) -> Subset | None:
         """The chunks, in the question's scope, of the part of each report in the time the question
