@@ -34,8 +34,6 @@ SENTENCE_FEATURES = (
     # where the sentence sits
     "heading", "front_matter", "front_asked", "glossary", "glossary_named", "lead_in", "first_in_section",
     "length", "address", "salutation", "hub",
-    # asked before: how like this question is a dev question whose answer is this sentence
-    "asked_before",
 )
 
 QUESTION_FEATURES = (
@@ -70,7 +68,6 @@ class Pool:
     on_topic: float = 0.0  # cosine of the question with the corpus centroid: how much it is about the report at all
     within: object = None  # the chunks a filter keeps (vectors.Subset), or None: words are present or absent there
     in_frame: object = None  # the chunks in the tense the question asks (vectors.Subset), or None: no time asked
-    asked_before: np.ndarray | None = None  # per candidate (reader.QuestionMemory), None: no memory for this index
 
 
 def _coverage(terms: Sequence[str], weights: Sequence[float], hay: str) -> float:
@@ -172,7 +169,6 @@ def sentence_features(pool: Pool, sentences: Sequence[Sentence], chunks: Sequenc
         f["address"] = float(bool(re.match(r"各位代表|同志们", s.text)))
         f["salutation"] = float(bool(_SALUTATION.fullmatch(s.text.strip())))
         f["hub"] = float(hub[sid])  # closeness to the corpus centroid: generic sentences match every question a little
-        f["asked_before"] = float(pool.asked_before[i]) if pool.asked_before is not None else 0.0
         rows.append([f[n] for n in SENTENCE_FEATURES])
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))
 

@@ -1,15 +1,13 @@
 """Fit the reader's two models on the eval set's `dev` split: `python -m app fit`.
 
-    dev questions → Engine.prepare → candidate sentences → named features (features.py); the
-      `asked_before` column from the question memory, counting only other writers' questions
+    dev questions → Engine.prepare → candidate sentences → named features (features.py)
       → sentence model: logistic regression, label "the sentence holds a gold span"
       → answer model:   monotone boosted trees (LightGBM) on the best candidate (chosen by
                         out-of-fold sentence scores), label "the report answers this question"
       → threshold on P(answer): the highest that keeps cross-validated false refusals ≤ the target
       → question prior: logistic on the question vector; C, weight and threshold chosen with
         writers held out
-      → app/models/reader.json (weights as JSON, no pickle), app/models/memory.npy (the remembered
-        questions' vectors) and eval/results/fit.md (importance tables)
+      → app/models/reader.json (weights as JSON, no pickle) and eval/results/fit.md (importance tables)
 
 Every figure printed is cross-validated by question (GroupKFold), so it says how the reader does
 on questions it was not fitted on. The blind split is never read here.
@@ -29,7 +27,7 @@ from .features import QUESTION_FEATURES, SENTENCE_FEATURES
 from .question import ANSWER_TYPES
 from .reader import MODEL_PATH, ReaderConfig, blocked_rows
 
-__all__ = ["Example", "collect", "fit", "main", "write_model"]
+__all__ = ["Example", "collect", "fit", "main"]
 
 FOLDS = 5
 SEEDS = (0, 1, 2, 3, 4)  # bagging seeds of the answer model's trees (averaged)
@@ -45,7 +43,6 @@ GROUPS = {  # for the ablation table: what each family of features adds
     "time": ("time_match", "time_clash", "year_clash"),
     "position": ("heading", "front_matter", "front_asked", "glossary", "glossary_named", "lead_in",
                  "first_in_section", "length", "address", "salutation", "hub"),
-    "asked before": ("asked_before",),
 }
 
 
@@ -100,7 +97,6 @@ SENTENCE_SIGNS = {
                        "cov_chunk", "cov_bigram", "time_match", "glossary_named", "front_asked")},
     **{f"want_{t}_has": +1 for t in ANSWER_TYPES}, **{f"want_{t}_lacks": -1 for t in ANSWER_TYPES},
     "chunk_rank": -1, "time_clash": -1, "year_clash": -1, "unit_match": +1, "unit_lacks": -1, "hub": -1,
-    "asked_before": +1,
 }
 ANSWER_SIGNS = {
     **{n: +1 for n in ("reader_score", "reader_margin", "dense", "cov", "cov_bridged", "cov_chunk",
@@ -235,7 +231,6 @@ def fit(engine, questions, *, C_sentence: float = 1.0,
     examples = collect(engine, questions, progress=progress)
     progress(f"{len(examples)} questions, {sum(len(e.y) for e in examples)} candidate sentences "
              f"({time.perf_counter() - t0:.0f}s)")
-    memory = _remember(engine, examples, questions)
     answerable = [e for e in examples if e.answerable]
     recall_pool = sum(bool(e.y.any()) for e in answerable) / max(1, len(answerable))
 
@@ -307,8 +302,6 @@ def fit(engine, questions, *, C_sentence: float = 1.0,
                    "monotone": [ANSWER_SIGNS.get(n, 0) for n in QUESTION_FEATURES]},
         "threshold": round(threshold, 6),
     }
-    if memory is not None:
-        model["memory"] = memory
     if prior_cv is not None:
         C, alpha = prior_cv["C"], prior_cv["alpha"]
         V = np.vstack([e.qvec for e in examples])
@@ -317,54 +310,6 @@ def fit(engine, questions, *, C_sentence: float = 1.0,
                           "threshold": prior_cv["threshold"], "model_id": engine.embedder.model_id,
                           "corpus": dict(engine.data.manifest.get("corpus", {})), "cross_validated": prior_cv}
     return model, _report(model, ablation)
-
-
-def _remember(engine, examples: list[Example], questions) -> dict | None:
-    """The question memory (reader.QuestionMemory) and, in every example's `asked_before` column, its
-    value as a question from a new writer would see it: only other writers' questions count (a
-    writer's own near-repeats would teach the model to trust the feature too much). None (the column
-    left at 0) when the corpus is not one report or the questions have no vectors."""
-    from .reader import sentences_holding
-
-    col = SENTENCE_FEATURES.index("asked_before")
-    for e in examples:
-        e.X[:, col] = 0.0  # whatever the committed memory said
-    docs = engine.data.documents
-    if len(docs) != 1 or any(e.qvec is None for e in examples):
-        return None
-    spans = {q.id: tuple(tuple(sp) for sp in q.spans) for q in questions}
-    keep = [e for e in examples if e.answerable and spans.get(e.qid)]
-    held = sentences_holding(engine.data, docs[0].source, [spans[e.qid] for e in keep])
-    keep, held = zip(*[(e, h) for e, h in zip(keep, held) if h]) if any(held) else ((), ())
-    if not keep:
-        return None
-    M = np.vstack([e.qvec for e in keep]).astype(np.float32)
-    writers = np.array([_writer(e) for e in keep])
-    rows: dict[int, list[int]] = {}
-    for r, h in enumerate(held):
-        for sid in h:
-            rows.setdefault(sid, []).append(r)
-    for e in examples:
-        sims = M @ e.qvec.astype(np.float32)
-        other = writers != _writer(e)
-        for j, sid in enumerate(e.pool.sentence_ids):
-            rs = [r for r in rows.get(sid, ()) if other[r]]
-            if rs:
-                e.X[j, col] = float(sims[rs].max())
-    return {"file": "memory.npy", "vectors": M, "source": docs[0].source,
-            "spans": [[list(sp) for sp in spans[e.qid]] for e in keep], "questions": len(keep),
-            "model_id": engine.embedder.model_id, "corpus": dict(engine.data.manifest.get("corpus", {}))}
-
-
-def write_model(model: dict, path: Path) -> None:
-    """reader.json, and beside it the question memory's vectors (float16 .npy, read without pickle)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = dict(model)
-    if model.get("memory"):
-        mem = dict(model["memory"])
-        np.save(path.parent / mem["file"], np.asarray(mem.pop("vectors"), dtype=np.float16), allow_pickle=False)
-        model["memory"] = mem
-    path.write_text(json.dumps(model, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def _writer(e: Example) -> str:
@@ -452,11 +397,6 @@ def _report(model: dict, ablation: list[tuple[str, float]]) -> str:
               *[f"| {n} | {g / total:.3f} | {arrow[c]} |" for n, g, c in rows], ""]
     lines += [f"Threshold on P(answer): {model['threshold']:.4f} (keeps cross-validated false refusals ≤ "
               f"{model['max_false_refusal']:.0%})."]
-    mem = model.get("memory")
-    if mem:
-        lines += ["", f"Question memory: {mem['questions']} answerable dev questions (their vectors in "
-                  f"`app/models/{mem['file']}`, their answers' spans in `{mem['source']}`) feed the sentence feature "
-                  "`asked_before`; in fitting and in every figure above, only other writers' questions count.", ""]
     pr = model.get("prior")
     if pr:
         cv = pr["cross_validated"]
@@ -483,7 +423,8 @@ def main(args, engine) -> int:
                  if q.split == "dev" and q.kind != "smalltalk"]
     model, report = fit(engine, questions, max_false_refusal=args.max_false_refusal)
     out = Path(args.model_out) if args.model_out else MODEL_PATH
-    write_model(model, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(model, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     rep = Path(args.report) if args.report else ROOT / "eval" / "results" / "fit.md"
     rep.parent.mkdir(parents=True, exist_ok=True)
     rep.write_text(report, encoding="utf-8")

@@ -10,9 +10,7 @@ Two small fitted models (weights in app/models/reader.json, written by `python -
   question-level evidence; below its fitted threshold the reader says "no answer" (a scored
   alternative, not a similarity cut-off);
 - on the corpus it was fitted on, a **question prior** (logistic, on the question's vector) adds
-  what the dev questions taught about which questions this report leaves unanswered, and a
-  **question memory** (the dev questions and where their answers lie) feeds the sentence feature
-  `asked_before`.
+  what the dev questions taught about which questions this report leaves unanswered.
 
 The reader never searches: it takes `Candidates` and returns a `Reading`.
 """
@@ -38,8 +36,8 @@ from .retrieval import Candidates, Retriever
 from .topk import top_n
 from .vectors import Subset
 
-__all__ = ["MODEL_PATH", "BoostedModel", "LinearModel", "QuestionMemory", "QuestionPrior", "Reader", "ReaderConfig",
-           "ReaderModel", "Reading", "blocked_rows", "sentences_holding"]
+__all__ = ["MODEL_PATH", "BoostedModel", "LinearModel", "QuestionPrior", "Reader", "ReaderConfig", "ReaderModel",
+           "Reading", "blocked_rows"]
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "reader.json"
 
@@ -97,11 +95,6 @@ class BoostedModel:
         return cls(tuple(d["features"]), tuple(texts))
 
 
-def _fitted_for(manifest: dict, corpus: tuple, model_id: str) -> bool:
-    """Is an index (its manifest) exactly the corpus files and the model something was fitted on?"""
-    return manifest.get("model", {}).get("id") == model_id and tuple(sorted(manifest.get("corpus", {}).items())) == corpus
-
-
 @dataclass(frozen=True)
 class QuestionPrior:
     """What the dev questions taught about *this* report: a logistic model on the question's vector
@@ -118,7 +111,8 @@ class QuestionPrior:
     model_id: str
 
     def applies(self, manifest: dict) -> bool:
-        return _fitted_for(manifest, self.corpus, self.model_id)
+        return (manifest.get("model", {}).get("id") == self.model_id
+                and tuple(sorted(manifest.get("corpus", {}).items())) == self.corpus)
 
     def combine(self, p_answer: float, qvec: np.ndarray) -> tuple[float, float]:
         """(P(answer) with the prior, the prior's own log-odds)."""
@@ -133,59 +127,19 @@ class QuestionPrior:
                    tuple(sorted((str(k), str(v)) for k, v in d["corpus"].items())), str(d["model_id"]))
 
 
-@dataclass(frozen=True, eq=False)
-class QuestionMemory:
-    """The dev questions the reader was fitted on, each as its vector and the places in the report
-    that answer it: a candidate sentence's `asked_before` feature is the cosine of the question with
-    the most similar of those answered by that sentence. Writers keep wording the same things the same
-    everyday way ("多花钱" for 消费, "家门口找活干" for 就近就业); the sentence model learned the weight
-    of such a match with each writer's own questions held out (fit.py). Like the prior, it holds only
-    for the corpus and model it was fitted on."""
-
-    vectors: np.ndarray  # questions × dim, float16 as stored (half the memory; the dot products are float32)
-    spans: tuple[tuple[tuple[int, int], ...], ...]  # per question, the answer's character spans in `source`
-    source: str
-    corpus: tuple[tuple[str, str], ...]
-    model_id: str
-
-    def applies(self, manifest: dict) -> bool:
-        return _fitted_for(manifest, self.corpus, self.model_id)
-
-    @classmethod
-    def load(cls, d: dict, folder: Path) -> "QuestionMemory":
-        vectors = np.load(Path(folder) / d["file"], allow_pickle=False).astype(np.float16, copy=False)
-        spans = tuple(tuple((int(a), int(b)) for a, b in row) for row in d["spans"])
-        if vectors.ndim != 2 or len(vectors) != len(spans):
-            raise ValueError(f"{d['file']} holds {vectors.shape} vectors for {len(spans)} questions")
-        return cls(vectors, spans, str(d["source"]), tuple(sorted((str(k), str(v)) for k, v in d["corpus"].items())),
-                   str(d["model_id"]))
-
-
-def sentences_holding(data: IndexData, source: str, spans) -> list[set[int]]:
-    """For each group of (start, end) spans in ``source``, the ids of the sentences holding one."""
-    entry = data.document(source)
-    lo, hi = entry.sentences if entry is not None else (0, len(data.sentences))
-    sents = data.sentences[lo:hi]
-    starts = np.array([s.start for s in sents], dtype=np.int64)
-    ends = np.array([s.end for s in sents], dtype=np.int64)
-    return [{lo + int(j) for a, b in group for j in np.flatnonzero((starts <= a) & (ends >= b))} for group in spans]
-
-
 @dataclass(frozen=True)
 class ReaderModel:
     sentence: LinearModel
     answer: BoostedModel
     threshold: float  # P(the report answers) below this → no answer
     prior: QuestionPrior | None = None  # for the corpus the model was fitted on (None: none fitted)
-    memory: QuestionMemory | None = None  # likewise
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "ReaderModel":
         try:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
             model = cls(LinearModel.from_dict(d["sentence"]), BoostedModel.from_dict(d["answer"]), float(d["threshold"]),
-                        QuestionPrior.from_dict(d["prior"]) if d.get("prior") else None,
-                        QuestionMemory.load(d["memory"], Path(path).parent) if d.get("memory") else None)
+                        QuestionPrior.from_dict(d["prior"]) if d.get("prior") else None)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"reader model {path} is missing or malformed ({exc}): run `python -m app fit`") from None
         if model.sentence.features != SENTENCE_FEATURES or model.answer.features != QUESTION_FEATURES:
@@ -233,7 +187,7 @@ class Reader:
         self.retriever = retriever
         self.lexicon = lexicon
         self.first_section: dict[str, int] = {}
-        self._fitted: dict[tuple, object] = {}  # a model's prior: applies here?; its memory: rows by sentence
+        self._prior_ok: dict[tuple, bool] = {}  # does a model's question prior apply to this index?
         for c in data.chunks:
             self.first_section.setdefault(c.source, c.section)
         first = set(self.first_section.values())
@@ -262,7 +216,7 @@ class Reader:
     # ---------------------------------------------------------------- candidates and features
 
     def pool(self, q: Query, cands: Candidates, bridges: dict, bridged_tokens: tuple[str, ...],
-             cfg: ReaderConfig, qvec: np.ndarray, memory: QuestionMemory | None = None) -> Pool:
+             cfg: ReaderConfig, qvec: np.ndarray) -> Pool:
         data, holders, scope = self.data, self.retriever.holders, cands.scope
         # Sentence scores over the whole index, or over the filter's documents only (then
         # position j of these arrays is sentence `glob[j]`).
@@ -295,36 +249,7 @@ class Reader:
         return Pool(q, sent_ids, sims[idx], bm25[idx], bm25b[idx], chunk_of, dict(fused),
                     {c: r for r, c in enumerate(cands.order)}, dict(cands.dense), bridges, frozenset(gloss),
                     tuple(data.chunks[c].path for c in chunk_of), float(qvec @ self.centroid),
-                    None if scope is None else scope.chunks, self._in_frame(q, scope),
-                    self._asked_before(memory, sent_ids, qvec))
-
-    def _asked_before(self, mem: QuestionMemory | None, sent_ids, qvec: np.ndarray) -> np.ndarray | None:
-        """Per candidate, the cosine with the most similar remembered question it answers (0: none)."""
-        if mem is None:
-            return None
-        key = ("memory", mem.model_id, mem.corpus, id(mem))
-        rows = self._fitted.get(key)
-        if rows is None:
-            rows = {}
-            if mem.applies(self.data.manifest):
-                for r, held in enumerate(sentences_holding(self.data, mem.source, mem.spans)):
-                    for sid in held:
-                        rows.setdefault(sid, []).append(r)
-                rows = {sid: np.asarray(rs) for sid, rs in rows.items()}
-            self._fitted[key] = rows or False
-        if not rows:
-            return None
-        held = [rows[s] for s in sent_ids if s in rows]
-        out = np.zeros(len(sent_ids))
-        if held:
-            # only the remembered questions some candidate answers (a few dozen of ~1,600)
-            need = np.unique(np.concatenate(held))
-            sims = np.zeros(len(mem.vectors), dtype=np.float32)
-            sims[need] = mem.vectors[need].astype(np.float32) @ np.asarray(qvec, dtype=np.float32).ravel()
-            for j, s in enumerate(sent_ids):
-                if s in rows:
-                    out[j] = float(sims[rows[s]].max())
-        return out
+                    None if scope is None else scope.chunks, self._in_frame(q, scope))
 
     def _in_frame(self, q: Query, scope) -> Subset | None:
         """The chunks, in the question's scope, of the part of each report in the time the question
@@ -351,7 +276,7 @@ class Reader:
     def read(self, q: Query, cands: Candidates, bridges: dict, bridged_tokens: tuple[str, ...], k: int,
              cfg: ReaderConfig, qvec: np.ndarray) -> Reading:
         model = cfg.model or default_model()
-        pool = self.pool(q, cands, bridges, bridged_tokens, cfg, qvec, model.memory)
+        pool = self.pool(q, cands, bridges, bridged_tokens, cfg, qvec)
         top = list(cands.order[:k])
         if not pool.sentence_ids:
             return Reading(tuple(top), {}, None, False)
@@ -402,9 +327,9 @@ class Reader:
         if prior is None:
             return None
         key = (prior.model_id, prior.corpus)
-        ok = self._fitted.get(key)
+        ok = self._prior_ok.get(key)
         if ok is None:
-            ok = self._fitted[key] = prior.applies(self.data.manifest)
+            ok = self._prior_ok[key] = prior.applies(self.data.manifest)
         return prior if ok else None
 
     def _read_title_block(self, q: Query, pool: Pool, X, scores, cands: Candidates, k: int, cfg: ReaderConfig) -> Reading:

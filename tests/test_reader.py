@@ -311,25 +311,3 @@ def test_the_committed_prior_is_for_the_default_corpus_and_model():
     assert model.prior is not None and 0 < model.prior.threshold < 1 and model.prior.alpha > 0
     assert dict(model.prior.corpus) == corpus_digests(REPORT.parent) and model.prior.model_id == DEFAULT_MODEL
     assert len(model.prior.model.coef) == 384
-
-
-def test_the_committed_memory_is_for_the_default_corpus_and_its_spans_are_sentences(fake_engine):
-    from app.reader import sentences_holding
-
-    model = ReaderModel.load()
-    mem = model.memory
-    assert mem is not None and mem.vectors.shape == (len(mem.spans), 384) and mem.model_id == model.prior.model_id
-    assert mem.corpus == model.prior.corpus
-    # spans into the report map to the sentences that hold them (here on a fake-model index of the same file)
-    sents = fake_engine.data.sentences
-    held = sentences_holding(fake_engine.data, mem.source, mem.spans[:50])
-    for h, spans in zip(held, mem.spans[:50]):
-        assert h and any(sents[s].start <= a and b <= sents[s].end for s in h for a, b in spans)
-
-
-def test_a_model_whose_memory_file_is_missing_names_the_fix(tmp_path):
-    import shutil
-
-    shutil.copy(MODEL_PATH, tmp_path / "reader.json")  # without memory.npy beside it
-    with pytest.raises(ValueError, match="python -m app fit"):
-        ReaderModel.load(tmp_path / "reader.json")
