@@ -150,6 +150,11 @@ def _without(question: str, names: re.Pattern | None) -> str:
     return rest if re.search(r"\w", rest) else question
 
 
+def _not_names(terms, names: re.Pattern | None) -> list[str]:
+    """``terms`` without the reports' own region names: "海拉尔" says which report, not which topic."""
+    return list(terms) if names is None else [t for t in terms if not names.fullmatch(t)]
+
+
 class _Related:
     """The dialogue's view of the report: do two sets of words share a sentence? Words the report
     never uses stand in through their bridged neighbours ("增速" → "增长"). The reports' own region
@@ -160,8 +165,7 @@ class _Related:
         self.lexicon, self.bridge, self.embedder, self.names = lexicon, bridge, embedder, names
 
     def _expand(self, terms) -> list[str]:
-        if self.names is not None:
-            terms = [t for t in terms if not self.names.fullmatch(t)]
+        terms = _not_names(terms, self.names)
         unknown = [t for t in terms if not self.lexicon.present(t)][:MAX_BRIDGED]
         near = self.bridge.neighbours(unknown, self.embedder.embed_queries) if unknown else {}
         return [t for t in terms if t not in near] + [n.term for ns in near.values() for n in ns]
@@ -206,6 +210,7 @@ class Engine:
         self._names = _region_names(data.documents)
         vocab_vectors = data.vocab_vectors if data.vocab_vectors is not None else np.zeros((0, 1), np.float32)
         self.bridge = Bridge(data.vocab, vocab_vectors)
+        self._related = _Related(self.lexicon, self.bridge, embedder, self._names)  # the dialogue's view of the report
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, embedder: Embedder | None = None,
@@ -257,7 +262,7 @@ class Engine:
         hist = clean_history(history)
         timings: dict[str, float] = {}
         if turn is None:  # (`ask` passes the turn it already interpreted)
-            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder, self._names) if cfg.bridge else self.lexicon)
+            turn = interpret(q, hist, self._related if cfg.bridge else self.lexicon)
         if len(turn.resolved) > MAX_QUESTION_CHARS:  # a follow-up adds words: clip, never fail
             turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
         if turn.intent == "smalltalk" or not re.search(r"\w", unicodedata.normalize("NFKC", turn.resolved)):
@@ -290,7 +295,7 @@ class Engine:
             q = clean_question(question)
             hist = clean_history(history)
             cfg = config or self.config
-            turn = interpret(q, hist, _Related(self.lexicon, self.bridge, self.embedder, self._names) if cfg.bridge else self.lexicon)
+            turn = interpret(q, hist, self._related if cfg.bridge else self.lexicon)
             if len(turn.resolved) > MAX_QUESTION_CHARS:  # as in prepare: clip, never fail
                 turn = replace(turn, resolved=turn.resolved[:MAX_QUESTION_CHARS])
             if turn.intent == "question":
@@ -345,8 +350,7 @@ class Engine:
                 # message's own words ("居民" in "受益居民 5,074 户"), or it answers the old topic instead;
                 # a report's region name is not such a word (every sentence is about the region)
                 quote = normalize(again.sentence.text) if again.found else ""
-                own = [w for w in topic_terms(q) if self._names is None or not self._names.fullmatch(w)]
-                if any(w in quote for w in own):
+                if any(w in quote for w in _not_names(topic_terms(q), self._names)):
                     prep, turn, reading = alt, alt.turn, again
                     timings = {**alt.timings, "answer": time.perf_counter() - t}
         passages = self._passages(reading.order, prep.candidates.fused, reading.marks)

@@ -308,7 +308,7 @@ class Reader:
             signals["p_answer_features"] = round(p, 4)
             p, z = prior.combine(p, qvec)
             signals["question_prior"] = round(z, 4)
-            threshold = model.prior.threshold
+            threshold = prior.threshold
         signals["p_answer"] = round(p, 4)
         col = {n: i for i, n in enumerate(SENTENCE_FEATURES)}
         clash = X[best, col["time_clash"]] > 0 or X[best, col["year_clash"]] > 0

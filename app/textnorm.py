@@ -87,7 +87,7 @@ def normalize(text: str) -> str:
     """Traditional→Simplified, full→half width, lower case, no spaces around Han characters,
     no thousands separators ("6,738" → "6738")."""
     text = unicodedata.normalize("NFKC", re.sub(r"[\ud800-\udfff]", "\ufffd", text))
-    text = _t2s().convert(text)
+    text = simplified(text)
     text = _SPACE_NEAR_HAN.sub("", text)
     text = _THOUSANDS.sub("", text)
     return text.lower()
